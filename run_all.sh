@@ -67,8 +67,8 @@ case "$command" in
         "$VENV/bin/python" -m bench list 'resnet*[0-9]' | head -n 6
         "$VENV/bin/python" -m bench list 'plain*[0-9]' | head -n 5
         echo
-        echo "The training runner and the suite are not built yet (issues 3 and 4): nothing was trained."
-        echo "Available now: python -m bench list [PATTERN], python -m bench measure SPEC (see README)."
+        echo "The suite runner is not built yet (issue 4): nothing was trained."
+        echo "Available now: python -m bench list | measure SPEC | train SPEC --data-dir DIR (see README)."
         ;;
     -h | --help | help)
         usage

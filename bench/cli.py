@@ -11,7 +11,9 @@ import sys
 
 import variants
 
-from . import cost
+from . import cost, data, train
+from .errors import UserError
+from . import recipe as recipes
 
 EPILOG = """\
 spec strings: NAME or NAME(key=value,...), e.g. resnet56, resnet34(shortcut=A),
@@ -46,6 +48,40 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="classes of the fc layer (default: 10 for cifar nets, 1000 otherwise)")
     measure_parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     measure_parser.set_defaults(run=run_measure)
+
+    train_parser = commands.add_parser(
+        "train",
+        help="train a variant on CIFAR with the paper's recipe; records in RESULTS/runs/<run_id>/, mirrored to W&B",
+        description="Train one variant. The run id is derived from (spec, dataset, recipe, scale, seed): asking "
+                    "for a finished run again does nothing, an interrupted one resumes from its last checkpoint.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train_parser.add_argument("spec", help="variant spec string, e.g. resnet20 or 'resnet32(shortcut=B)'")
+    train_parser.add_argument("--dataset", default="cifar10", choices=sorted(data.DATASETS), help="(default: cifar10)")
+    train_parser.add_argument("--data-dir", default="data", metavar="DIR",
+                              help="folder holding cifar-10-batches-py/ or cifar-100-python/; downloaded there if "
+                                   "missing (default: ./data)")
+    train_parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
+    train_parser.add_argument("--recipe", default="paper", choices=sorted(recipes.RECIPES),
+                              help="paper: §4.2, 64k iterations; smoke: 40 iterations for tests (default: paper)")
+    train_parser.add_argument("--scale", type=float, default=1.0, metavar="F",
+                              help="multiply every iteration count of the recipe by F (default: 1)")
+    train_parser.add_argument("--seed", type=int, default=0, metavar="N", help="(default: 0)")
+    train_parser.add_argument("--val-split", type=int, metavar="N",
+                              help="hold out N training images for validation (the paper used 5000; default: none)")
+    train_parser.add_argument("--normalize", choices=["pixel", "channel"],
+                              help="pixel: the paper's per-pixel mean subtraction (default); channel: per-channel mean/std")
+    train_parser.add_argument("--results-dir", default="results", metavar="DIR", help="(default: results)")
+    train_parser.add_argument("--wandb", choices=["online", "offline", "disabled"],
+                              help="W&B mode (default: online when an API key is configured, else offline)")
+    train_parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:I")
+    train_parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"],
+                              help="bf16 autocast (default) or plain fp32")
+    train_parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW tensors (default: channels_last)")
+    train_parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train_parser.add_argument("--force", action="store_true", help="discard an existing record of this run and train again")
+    train_parser.set_defaults(run=run_train)
     return parser
 
 
@@ -92,10 +128,34 @@ def run_measure(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_FOR_STATUS = {"finished": 0, "failed": 1, "diverged": 3}
+
+
+def run_train(args: argparse.Namespace) -> int:
+    execution = train.Execution(
+        device=train.resolve_device(args.device), precision=args.precision,
+        channels_last=not args.no_channels_last, compile=args.compile,
+    )
+    try:
+        outcome = train.run(
+            args.spec, dataset=args.dataset, data_dir=args.data_dir, recipe=args.recipe, scale=args.scale,
+            seed=args.seed, results_dir=args.results_dir, wandb_mode=args.wandb, execution=execution,
+            force=args.force, download=not args.no_download, val_size=args.val_split, normalize=args.normalize,
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted: the run resumes from its last checkpoint when the same command is run again",
+              file=sys.stderr)
+        return 130
+    return EXIT_FOR_STATUS[outcome.status]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except variants.SpecError as error:
+    except (variants.SpecError, UserError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an unwritable results folder, a full disk: the environment, not the code
         print(f"error: {error}", file=sys.stderr)
         return 2

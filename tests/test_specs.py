@@ -53,6 +53,7 @@ def test_tweak_letters_are_derived_from_axes():
     assert [variants.parse(n).tweak for n in ("resnet50", "resnet50b", "resnet50c", "resnet50d")] == ["", "B", "C", "D"]
     assert variants.parse("resnet34(shortcut=B)").tweak == ""  # shortcut option B is not the ResNet-B tweak
     assert variants.parse("resnet18d").tweak == "D"
+    assert variants.parse("resnet20").tweak == "" and variants.parse("resnet20(stem=deep)").tweak == "custom"
 
 
 def test_available_filters_presets():

@@ -132,6 +132,8 @@ class Spec:
         The tweaks are cumulative: B moves the stride to the 3x3 (bottlenecks only), C adds the deep
         stem, D adds the avg-pool shortcut. Basic blocks have no B step, so for them C = deep stem.
         """
+        if self.family == "cifar":  # the tweaks are defined for the ImageNet nets only
+            return "" if self.stem == "3x3" and self.shortcut != "D" else "custom"
         b = self.block == "basic" or self.stride_in == "3x3"
         c = b and self.stem == "deep"
         d = c and self.shortcut == "D"

@@ -1,0 +1,414 @@
+"""Train one variant on CIFAR with the paper's recipe (§4.2), recording everything a comparison needs.
+
+`run()` decides what to do with a run id (skip a finished run, resume an interrupted one, start afresh),
+`train_loop()` is the loop itself, top to bottom: set the lr from the schedule, take an augmented batch
+from the device-resident data, step SGD, and at log points (the only host syncs) record the curves,
+evaluate, checkpoint. A NaN/inf loss ends the run as `diverged`; an exception ends it as `failed`; Ctrl-C
+as `interrupted`. Each keeps what was recorded, and the next call resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import math
+import platform
+import resource
+import subprocess
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import variants
+
+from . import data as cifar
+from . import recipe as recipes
+from . import records
+from .cost import model_cost
+from .errors import UserError
+from .tracking import Tracker, default_mode, warn
+
+EVAL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a run executes (not what it computes): recorded in config.json, not part of the run id."""
+
+    device: torch.device
+    precision: str = "bf16"  # "bf16": autocast to bfloat16 (faster on CUDA and on this project's CPUs); "fp32"
+    channels_last: bool = True
+    compile: bool = False
+
+    def autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def describe(self) -> dict:
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else _cpu_name()
+        return {
+            "device": str(self.device), "device_name": name, "precision": self.precision,
+            "memory_format": "channels_last" if self.channels_last else "contiguous", "compile": self.compile,
+            "threads": torch.get_num_threads(),
+        }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def resolve_device(text: str) -> torch.device:
+    """`auto` (CUDA when present), `cpu`, `cuda` or `cuda:i`, checked against this machine."""
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UserError(f"--device {text} is not allowed; choose one of: auto, cpu, cuda, cuda:INDEX") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {text} is not allowed; choose one of: auto, cpu, cuda, cuda:INDEX")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {text}: CUDA is not available on this machine (use --device cpu or auto)")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    record: records.RunRecord
+    status: str
+    skipped: bool = False
+
+    @property
+    def summary(self) -> dict:
+        return self.record.summary() or {}
+
+
+def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", recipe: str | recipes.Recipe = "paper",
+        scale: float = 1.0, seed: int = 0, results_dir: str | Path = "results", wandb_mode: str | None = None,
+        execution: Execution | None = None, force: bool = False, download: bool = True,
+        val_size: int | None = None, normalize: str | None = None, quiet: bool = False) -> Outcome:
+    """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does."""
+    started = time.perf_counter()
+    parsed = variants.parse(spec)
+    canonical = variants.canonical(parsed)
+    if isinstance(recipe, recipes.Recipe):
+        plan = recipe if scale == 1.0 else recipe.scaled(scale)
+    else:
+        plan = recipes.get(recipe, scale)
+    overrides = {key: value for key, value in (("val_size", val_size), ("normalize", normalize)) if value is not None}
+    plan = replace(plan, **overrides)
+    if dataset not in cifar.DATASETS:
+        raise cifar.DataError(f"unknown dataset {dataset!r}; choose one of: {', '.join(cifar.DATASETS)}")
+    run_id = records.run_id(canonical, dataset, plan.to_dict(), seed)
+    record = records.RunRecord(results_dir, run_id)
+    say = (lambda *_: None) if quiet else print
+    status = None if force else record.status()
+    if status in records.DONE:
+        say(f"run {run_id} is already {status}; nothing to do (records: {record.dir}; --force to redo)")
+        return Outcome(run_id, record, status, skipped=True)
+
+    data = cifar.load(dataset, data_dir, download=download, val_size=plan.val_size)
+    if len(data.train) < plan.batch_size:
+        raise cifar.DataError(f"batch size {plan.batch_size} is larger than the {len(data.train)} training images")
+    execution = _supported(execution or Execution(resolve_device("auto")))
+    with record.lock():
+        if force:  # only now: a forced run that cannot even load its data keeps the old record
+            record.clear()
+        checkpoint = record.load_checkpoint()
+        say(f"run {run_id}: {canonical} on {dataset}, recipe {plan.name} x{plan.scale:g}, seed {seed}, "
+            f"{execution.device} {execution.precision}")
+        say(f"records: {record.dir}" + (f" (resuming from iteration {checkpoint['iteration']})" if checkpoint else ""))
+        if checkpoint and checkpoint["execution"] != execution.describe():
+            warn(f"resuming with other execution settings than the checkpoint's ({checkpoint['execution']}); the "
+                 f"result will not be bit-identical to an uninterrupted run")
+
+        torch.manual_seed(seed)
+        model = variants.create(parsed, num_classes=data.num_classes)
+        cost = model_cost(model, canonical, image_size=32, num_classes=data.num_classes)
+        config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir)
+        record.write_config(config)
+        wandb_id = checkpoint["wandb_id"] if checkpoint else f"{run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"
+        tracker = Tracker(
+            wandb_mode or default_mode(), wandb_id, name=f"{canonical} seed{seed}", config=config,
+            group=f"{dataset}:{canonical}", tags=_tags(parsed, dataset, plan), directory=Path(results_dir),
+        )
+        try:
+            status = train_loop(model, parsed, data, plan, seed, execution, record, tracker, cost, checkpoint,
+                                quiet, started)
+        except BaseException:
+            tracker.finish(record.summary() or {}, failed=True)
+            raise
+    summary = record.summary()
+    if tracker.location:
+        say(f"W&B ({tracker.mode}): {tracker.location}")
+    tracker.finish(summary, failed=status != "finished")
+    if status == "finished":
+        val = f", val error {summary['val_error']:.2f}%" if summary.get("val_error") is not None else ""
+        say(f"finished: test error {summary['test_error']:.2f}%{val}, train {summary['train_img_s']:.0f} img/s, "
+            f"wall {summary['wall_seconds']:.0f} s")
+    else:
+        say(f"{status}: {summary.get('reason', '')}")
+    return Outcome(run_id, record, status)
+
+
+def train_loop(model: nn.Module, spec, data: cifar.Cifar, plan: recipes.Recipe, seed: int, execution: Execution,
+               record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, quiet: bool,
+               started: float) -> str:
+    """Train from `checkpoint` (or from scratch) to the end of the recipe; returns the final status."""
+    device = execution.device
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.reset_peak_memory_stats(device)
+    model.to(device, memory_format=execution.memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=plan.lr, momentum=plan.momentum,
+                                weight_decay=plan.weight_decay)
+    train, test = data.train.to(device), data.test.to(device)
+    val = data.val.to(device) if data.val is not None else None
+    normalizer = cifar.Normalizer(train.images, plan.normalize)
+    loader = cifar.EpochLoader(train, plan.batch_size, seed)
+    forward = torch.compile(model) if execution.compile else model
+
+    iteration, warmup_end, train_seconds, wall_before = 0, None, 0.0, 0.0
+    if checkpoint:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        iteration, train_seconds, wall_before = checkpoint["iteration"], checkpoint["train_seconds"], checkpoint["wall_seconds"]
+        warmup_end = checkpoint["warmup_end"]
+        torch.set_rng_state(checkpoint["rng_cpu"])
+        record.truncate_metrics(iteration)
+    else:
+        record.metrics_path.unlink(missing_ok=True)
+    depth = getattr(spec, "depth", 0)
+    warming_up = warmup_end is None and depth >= plan.warmup_min_depth
+
+    def evaluate(split: cifar.Split, limit: int = 0) -> tuple[float, float]:
+        model.eval()
+        count = min(limit or len(split), len(split))
+        loss_sum = torch.zeros((), device=device)
+        wrong = torch.zeros((), device=device, dtype=torch.long)
+        with torch.no_grad():
+            for start in range(0, count, EVAL_BATCH):
+                images = split.images[start: min(start + EVAL_BATCH, count)]
+                labels = split.labels[start: min(start + EVAL_BATCH, count)]
+                with execution.autocast():
+                    logits = forward(normalizer(images, execution.memory_format)).float()
+                loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+                wrong += (logits.argmax(1) != labels).sum()
+        model.train()
+        return loss_sum.item() / count, 100.0 * wrong.item() / count
+
+    def summary(status: str, **fields) -> dict:
+        return {
+            "status": status, "run_id": record.run_id, "spec": cost.spec, "dataset": data.name, "seed": seed,
+            "iterations": iteration, "iterations_planned": plan.iterations, "warmup_end": warmup_end,
+            "params": cost.params, "macs": cost.macs, "train_seconds": round(train_seconds, 3),
+            "wall_seconds": round(wall_before + time.perf_counter() - started, 3),
+            "updated_at": _now(), **fields,
+        }
+
+    record.write_summary(summary("running"))
+    loss_sum = torch.zeros((), device=device)
+    wrong = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    progress = _progress(plan.iterations, iteration, quiet)
+    segment_start = time.perf_counter()
+    status, row = "running", {}
+    try:
+        while status == "running" and iteration < plan.iterations:
+            epoch, position = divmod(iteration, loader.steps_per_epoch)
+            for images, labels in loader.batches(epoch, position):
+                lr = plan.lr_at(iteration, warming_up)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with execution.autocast():
+                    logits = forward(normalizer(images, execution.memory_format))
+                    loss = F.cross_entropy(logits, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach().float() * len(labels)
+                wrong += (logits.detach().argmax(1) != labels).sum()
+                seen += len(labels)
+                iteration += 1
+                if warming_up and iteration >= plan.warmup_iterations:
+                    warming_up, warmup_end = False, iteration
+                final = iteration == plan.iterations
+                if iteration % plan.log_every and not final:
+                    continue
+
+                # ---- log point: the one place the host waits for the device ----
+                train_loss, train_error = loss_sum.item() / seen, 100.0 * wrong.item() / seen
+                segment_seconds = time.perf_counter() - segment_start
+                train_seconds += segment_seconds
+                row = {"iteration": iteration, "epoch": iteration / loader.steps_per_epoch, "lr": lr,
+                       "train/loss": train_loss, "train/error": train_error,
+                       "throughput/train_img_s": seen / segment_seconds}
+                if warming_up and train_error < 100 * plan.warmup_until_error:
+                    warming_up, warmup_end = False, iteration
+                if not math.isfinite(train_loss):
+                    status = "diverged"
+                    record.append_metrics(row)
+                    tracker.log(row, step=iteration)
+                    break
+                if final or iteration % plan.eval_every == 0:
+                    evaluation_start = time.perf_counter()
+                    row["test/loss"], row["test/error"] = evaluate(test, 0 if final else plan.eval_subset)
+                    if final:  # the whole test set at the evaluation batch size, same precision and layout
+                        row["throughput/inference_img_s"] = len(test) / (time.perf_counter() - evaluation_start)
+                    if val is not None:
+                        row["val/loss"], row["val/error"] = evaluate(val, 0 if final else plan.eval_subset)
+                record.append_metrics(row)
+                tracker.log(row, step=iteration)
+                progress.update(iteration - progress.n)
+                progress.set_postfix(loss=f"{train_loss:.3f}", err=f"{train_error:.1f}%", lr=f"{lr:g}")
+                if iteration % plan.checkpoint_every == 0 and not final:
+                    record.save_checkpoint({
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
+                        "warmup_end": warmup_end, "train_seconds": train_seconds,
+                        "wall_seconds": wall_before + time.perf_counter() - started,
+                        "rng_cpu": torch.get_rng_state(), "execution": execution.describe(),
+                        "wandb_id": tracker.wandb_id,
+                    })
+                    record.write_summary(summary("running"))
+                loss_sum.zero_()
+                wrong.zero_()
+                seen = 0
+                segment_start = time.perf_counter()
+                if final:
+                    status = "finished"
+                    break
+    except KeyboardInterrupt:
+        record.write_summary(summary("interrupted", reason="interrupted; run the same command again to resume"))
+        raise
+    except Exception as error:
+        record.write_summary(summary("failed", reason=f"{type(error).__name__}: {error}"))
+        raise
+    finally:
+        progress.close()
+
+    if status == "diverged":
+        record.write_summary(summary("diverged", reason=f"training loss became {train_loss} by iteration {iteration}"))
+        return status
+    memory = _peak_memory(device)
+    record.write_summary(summary(
+        "finished",
+        test_error=row["test/error"], test_loss=row["test/loss"],
+        val_error=row.get("val/error"), val_loss=row.get("val/loss"),
+        train_error=row["train/error"], train_loss=row["train/loss"],
+        train_img_s=iteration * plan.batch_size / train_seconds if train_seconds else None,
+        inference_img_s=row["throughput/inference_img_s"], **memory,
+    ))
+    record.checkpoint_path.unlink(missing_ok=True)  # a finished run needs its summary, not its optimizer state
+    return status
+
+
+def _supported(execution: Execution) -> Execution:
+    if execution.device.type == "cuda" and execution.precision == "bf16" and not torch.cuda.is_bf16_supported():
+        warn(f"{torch.cuda.get_device_name(execution.device)} has no bf16 support; training in fp32")
+        return replace(execution, precision="fp32")
+    return execution
+
+
+def _progress(total: int, initial: int, quiet: bool):
+    from tqdm import tqdm
+
+    # disable=None: a bar on a terminal, silence in logs and CI.
+    return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, disable=True if quiet else None)
+
+
+def _peak_memory(device: torch.device) -> dict:
+    if device.type == "cuda":
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20, "peak_memory_kind": "cuda_allocated"}
+    # ru_maxrss is in KiB on Linux: the whole process's peak, data and interpreter included.
+    return {"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_memory_kind": "process_rss"}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _variant_axes(spec) -> dict:
+    if isinstance(spec, variants.TimmSpec):
+        return {"family": "timm", "timm_model": spec.name}
+    return {
+        "family": spec.family, "depth": spec.depth, "block": spec.block, "layers": list(spec.layers),
+        "stem": spec.stem, "stride_in": spec.stride_in, "shortcut": spec.shortcut, "zero_init": spec.zero_init,
+        "tweak": spec.tweak or "none", "plain": spec.plain,
+    }
+
+
+def _tags(spec, dataset: str, plan: recipes.Recipe) -> list[str]:
+    axes = _variant_axes(spec)
+    keys = ("family", "depth", "block", "stem", "shortcut", "tweak", "timm_model")
+    return [f"{key}:{axes[key]}" for key in keys if key in axes] + [f"dataset:{dataset}", f"recipe:{plan.name}"]
+
+
+def _config(run_id: str, given: str, spec, canonical: str, data: cifar.Cifar, plan: recipes.Recipe, seed: int,
+            execution: Execution, data_dir) -> dict:
+    import timm
+    import torchvision
+    import wandb
+
+    return {
+        "run_id": run_id,
+        "spec": canonical,
+        "spec_as_given": given,
+        "variant": _variant_axes(spec),
+        "dataset": {
+            "name": data.name, "num_classes": data.num_classes, "train_size": len(data.train),
+            "val_size": len(data.val) if data.val is not None else 0, "test_size": len(data.test),
+            "data_dir": str(Path(data_dir).resolve()),
+        },
+        "recipe": plan.to_dict(),
+        "seed": seed,
+        "execution": execution.describe(),
+        "versions": {
+            "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "timm": timm.__version__, "wandb": wandb.__version__, "resnet_bench": _package_version(),
+        },
+        "git_commit": _git_commit(),
+        "created_at": _now(),
+    }
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("resnet-bench")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _git_commit() -> str | None:
+    """HEAD of the checkout the code runs from, with '-dirty' when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if commit.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None

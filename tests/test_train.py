@@ -1,0 +1,304 @@
+"""The training runner on tiny data in the real layout: records, resume, skip, divergence, errors, W&B."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+import variants
+from bench import records, train
+from bench import recipe as recipes
+from bench.cli import main
+from bench.errors import UserError
+from bench.records import RunRecord
+
+TINY_NET = "cifar(depth=8)"  # one basic block per stage: the fastest real member of the family
+
+
+def smoke(results, data_root, spec=TINY_NET, **options):
+    options.setdefault("wandb_mode", "disabled")
+    return train.run(spec, dataset="cifar10", data_dir=data_root, recipe="smoke", results_dir=results,
+                     execution=train.Execution(torch.device("cpu")), download=False, quiet=True, **options)
+
+
+def curve(record):
+    """The recorded curves without the wall-clock figures, which differ between any two runs."""
+    return [{k: v for k, v in row.items() if not k.startswith("throughput/")} for row in record.metrics()]
+
+
+def test_smoke_run_writes_complete_records(tmp_path, tiny_cifar10):
+    root, _ = tiny_cifar10
+    outcome = smoke(tmp_path / "results", root, spec="resnet20")
+    assert outcome.status == "finished" and not outcome.skipped
+    assert outcome.record.dir == tmp_path / "results" / "runs" / outcome.run_id
+    assert not outcome.record.checkpoint_path.exists()
+
+    config = json.loads(outcome.record.config_path.read_text())
+    assert config["spec"] == "resnet20" and config["seed"] == 0
+    assert config["variant"] == {"family": "cifar", "depth": 20, "block": "basic", "layers": [3, 3, 3], "stem": "3x3",
+                                 "stride_in": None, "shortcut": "A", "zero_init": False, "tweak": "none", "plain": False}
+    assert config["recipe"] == json.loads(json.dumps(recipes.RECIPES["smoke"].to_dict()))
+    assert config["dataset"]["train_size"] == 200 and config["dataset"]["test_size"] == 100
+    assert config["execution"]["device"] == "cpu" and config["execution"]["precision"] == "bf16"
+    assert set(config["versions"]) >= {"python", "torch", "torchvision", "timm", "wandb"}
+    assert "git_commit" in config
+
+    rows = outcome.record.metrics()
+    assert [row["iteration"] for row in rows] == list(range(5, 41, 5))
+    assert {"train/loss", "train/error", "lr", "throughput/train_img_s"} <= set(rows[0])
+    assert [row["iteration"] for row in rows if "test/error" in row] == [10, 20, 30, 40]
+    # Each row holds the lr of its last step: iterations 1-20 at 0.1, 21-30 at 0.01, then 0.001.
+    assert [row["lr"] for row in rows] == [0.1] * 4 + [0.01] * 2 + [0.001] * 2
+
+    summary = outcome.summary
+    assert summary["status"] == "finished" and summary["iterations"] == 40
+    assert summary["params"] == 269_722 and summary["macs"] > 40e6
+    assert summary["test_error"] == rows[-1]["test/error"] and 0 <= summary["test_error"] <= 100
+    for key in ("train_img_s", "inference_img_s", "peak_memory_mb", "wall_seconds", "train_seconds"):
+        assert summary[key] > 0, key
+
+
+def count_training_forwards(monkeypatch) -> dict:
+    """Count the training-mode forward passes of every model built from now on."""
+    real_create = variants.create
+    counter = {"n": 0}
+
+    def create(spec, num_classes=1000):
+        model = real_create(spec, num_classes=num_classes)
+        model.register_forward_hook(lambda module, i, o: counter.__setitem__("n", counter["n"] + module.training))
+        return model
+
+    monkeypatch.setattr(variants, "create", create)
+    return counter
+
+
+def test_killed_run_resumes_to_identical_metrics(tmp_path, tiny_cifar10, monkeypatch):
+    root, _ = tiny_cifar10
+    whole = smoke(tmp_path / "whole", root)
+
+    real_append = RunRecord.append_metrics
+
+    def killed_at_25(self, row):
+        if row["iteration"] == 25:  # between the checkpoints at 20 and 40
+            raise KeyboardInterrupt
+        real_append(self, row)
+
+    monkeypatch.setattr(RunRecord, "append_metrics", killed_at_25)
+    with pytest.raises(KeyboardInterrupt):
+        smoke(tmp_path / "killed", root)
+    monkeypatch.undo()
+    record = RunRecord(tmp_path / "killed", whole.run_id)
+    assert record.status() == "interrupted"
+    assert record.load_checkpoint()["iteration"] == 20
+    with open(record.metrics_path, "a") as handle:
+        handle.write('{"iteration": 25, "train/lo')  # a line cut by the kill
+
+    forwards = count_training_forwards(monkeypatch)
+    resumed = smoke(tmp_path / "killed", root)
+    assert forwards["n"] == 20  # iterations 21-40 only: it resumed, it did not start over
+    assert resumed.status == "finished" and resumed.run_id == whole.run_id
+    assert curve(resumed.record) == curve(whole.record)
+    for key in ("test_error", "test_loss", "train_error", "train_loss", "iterations"):
+        assert resumed.summary[key] == whole.summary[key], key
+
+
+def test_sigkilled_process_resumes_to_identical_metrics(tmp_path, tiny_cifar10):
+    root, _ = tiny_cifar10
+    argv = [sys.executable, "-m", "bench", "train", TINY_NET, "--recipe", "smoke", "--scale", "5", "--data-dir",
+            str(root), "--results-dir", str(tmp_path / "killed"), "--wandb", "disabled", "--device", "cpu"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("killed/runs/*/checkpoint.pt")) and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    process.kill()  # SIGKILL: no handler runs, the summary still says "running"
+    assert process.wait() == -signal.SIGKILL
+    record = RunRecord(tmp_path / "killed", next(tmp_path.glob("killed/runs/*")).name)
+    assert record.status() == "running" and record.load_checkpoint()["iteration"] == 100
+
+    assert subprocess.run(argv, capture_output=True, timeout=300).returncode == 0
+    whole = smoke(tmp_path / "whole", root, scale=5)
+    assert record.status() == "finished" and curve(record) == curve(whole.record)
+    assert record.summary()["test_error"] == whole.summary["test_error"]
+
+
+def test_second_process_on_the_same_run_is_refused(tmp_path, tiny_cifar10):
+    root, _ = tiny_cifar10
+    outcome_id = records.run_id(TINY_NET, "cifar10", recipes.RECIPES["smoke"].to_dict(), 0)
+    with RunRecord(tmp_path, outcome_id).lock():
+        with pytest.raises(UserError, match=f"run {outcome_id} is being trained by another process"):
+            smoke(tmp_path, root)
+
+
+def test_unreadable_checkpoint_is_set_aside(tmp_path, tiny_cifar10, capsys):
+    root, _ = tiny_cifar10
+    outcome_id = records.run_id(TINY_NET, "cifar10", recipes.RECIPES["smoke"].to_dict(), 0)
+    record = RunRecord(tmp_path, outcome_id)
+    record.dir.mkdir(parents=True)
+    record.checkpoint_path.write_bytes(b"PK\x03\x04 truncated")
+    assert smoke(tmp_path, root).status == "finished"
+    assert "cannot be loaded" in capsys.readouterr().err
+    assert (record.dir / "checkpoint.unreadable.pt").exists()
+
+
+def test_finished_run_is_skipped_and_force_redoes_it(tmp_path, tiny_cifar10, capsys):
+    root, _ = tiny_cifar10
+    first = smoke(tmp_path, root)
+    written = first.record.summary_path.stat().st_mtime_ns
+    again = smoke(tmp_path, root, spec="resnet20(depth=8)")  # another spelling of the same net
+    assert again.skipped and again.run_id == first.run_id and again.status == "finished"
+    assert first.record.summary_path.stat().st_mtime_ns == written
+
+    assert main(["train", "resnet20(depth=8)", "--recipe", "smoke", "--data-dir", str(root), "--results-dir",
+                 str(tmp_path), "--wandb", "disabled", "--device", "cpu"]) == 0
+    assert f"run {first.run_id} is already finished; nothing to do" in capsys.readouterr().out
+
+    forced = smoke(tmp_path, root, force=True)
+    assert not forced.skipped and forced.summary["test_error"] == first.summary["test_error"]  # seeded: same result
+
+
+def test_run_id_follows_spec_dataset_recipe_scale_seed():
+    smoke_dict = recipes.RECIPES["smoke"].to_dict()
+    base = records.run_id("resnet20", "cifar10", smoke_dict, 0)
+    assert base == records.run_id("resnet20", "cifar10", dict(smoke_dict), 0)
+    assert base.startswith("resnet20_cifar10_smoke-x1_seed0_")
+    others = {
+        records.run_id("resnet32", "cifar10", smoke_dict, 0),
+        records.run_id("resnet20", "cifar100", smoke_dict, 0),
+        records.run_id("resnet20", "cifar10", recipes.RECIPES["smoke"].scaled(2).to_dict(), 0),
+        records.run_id("resnet20", "cifar10", smoke_dict, 1),
+    }
+    assert len(others) == 4 and base not in others
+
+
+def poison_after(monkeypatch, training_calls):
+    """Make every model built from now on output NaN after `training_calls` training-mode forwards."""
+    real_create = variants.create
+
+    def create(spec, num_classes=1000):
+        model = real_create(spec, num_classes=num_classes)
+        calls = {"n": 0}
+
+        def hook(module, inputs, output):
+            if not module.training:
+                return output
+            calls["n"] += 1
+            return output * float("nan") if calls["n"] > training_calls else output
+
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(variants, "create", create)
+
+
+def test_nan_loss_ends_as_diverged_with_records_kept(tmp_path, tiny_cifar10, monkeypatch, capsys):
+    root, _ = tiny_cifar10
+    poison_after(monkeypatch, training_calls=12)
+    argv = ["train", TINY_NET, "--recipe", "smoke", "--data-dir", str(root), "--results-dir", str(tmp_path),
+            "--wandb", "disabled", "--device", "cpu"]
+    assert main(argv) == 3
+    record = next(RunRecord(tmp_path, path.name) for path in (tmp_path / "runs").iterdir())
+    summary = record.summary()
+    assert summary["status"] == "diverged" and summary["iterations"] == 15
+    assert "training loss became nan by iteration 15" in summary["reason"]
+    rows = record.metrics()
+    assert [row["iteration"] for row in rows] == [5, 10, 15]
+    assert rows[-1]["train/loss"] is None and rows[1]["test/error"] is not None
+    assert json.loads(record.config_path.read_text())["spec"] == TINY_NET
+    assert main(argv) == 3  # a diverged run is a result: not redone without --force, and still diverged
+    assert "is already diverged" in capsys.readouterr().out
+
+
+def test_paper_warm_up_for_very_deep_nets(tmp_path, tiny_cifar10, monkeypatch):
+    root, _ = tiny_cifar10
+    # The tiny net stands in for ResNet-110: lower the depth threshold rather than train 110 layers here.
+    warm = replace(recipes.RECIPES["smoke"], warmup_min_depth=8, warmup_iterations=10)
+    monkeypatch.setitem(recipes.RECIPES, "smoke", warm)
+    outcome = smoke(tmp_path, root)
+    assert [row["lr"] for row in outcome.record.metrics()][:4] == [0.01, 0.01, 0.1, 0.1]
+    assert outcome.summary["warmup_end"] == 10
+
+
+def test_validation_split_reports_val_and_test_error(tmp_path, tiny_cifar10):
+    root, _ = tiny_cifar10
+    outcome = smoke(tmp_path, root, val_size=40)
+    config = json.loads(outcome.record.config_path.read_text())
+    assert config["dataset"]["train_size"] == 160 and config["dataset"]["val_size"] == 40
+    assert outcome.summary["val_error"] is not None and outcome.summary["test_error"] is not None
+    assert "val/error" in outcome.record.metrics()[-1]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--data-dir", "{tmp}/nowhere", "--no-download"], "cifar10 not found: no folder {tmp}/nowhere/cifar-10-batches-py"),
+        (["--device", "tpu"], "--device tpu is not allowed; choose one of: auto, cpu, cuda, cuda:INDEX"),
+        (["--scale", "0"], "scale 0.0 is not allowed: it must be a positive number"),
+        (["--val-split", "500"], "a validation split of 500 images does not fit 200 training images"),
+    ],
+)
+def test_train_user_errors_are_one_line(tmp_path, tiny_cifar10, capsys, extra, message):
+    root, _ = tiny_cifar10
+    extra = [item.replace("{tmp}", str(tmp_path)) for item in extra]
+    argv = ["train", TINY_NET, "--recipe", "smoke", "--data-dir", str(root), "--results-dir", str(tmp_path / "r"),
+            "--wandb", "disabled"] + extra
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + message.replace("{tmp}", str(tmp_path))) and err.count("\n") == 1
+
+
+def test_corrupt_data_is_named_by_the_cli(tmp_path, tiny_cifar10, capsys):
+    root, _ = tiny_cifar10
+    (root / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"\x80\x04garbage")
+    assert main(["train", TINY_NET, "--recipe", "smoke", "--data-dir", str(root), "--results-dir", str(tmp_path),
+                 "--wandb", "disabled", "--device", "cpu"]) == 2
+    assert "data_batch_1: cannot be read as a CIFAR batch file" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_requested_without_cuda(capsys):
+    assert main(["train", TINY_NET, "--device", "cuda"]) == 2
+    assert "CUDA is not available on this machine" in capsys.readouterr().err
+
+
+def test_wandb_offline_files_hold_the_logged_keys(tmp_path, tiny_cifar10):
+    root, _ = tiny_cifar10
+    outcome = smoke(tmp_path, root, wandb_mode="offline")
+    logs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 1 and outcome.run_id in logs[0].name
+    blob = logs[0].read_bytes()
+    for key in (b"train/loss", b"train/error", b"test/error", b"lr", b"throughput/train_img_s",
+                b"variant", b"shortcut:A", b"test_error", b"train_img_s"):
+        assert key in blob, key
+
+
+def test_wandb_failure_does_not_stop_training(tmp_path, tiny_cifar10, monkeypatch, capsys):
+    import wandb
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("service unreachable")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    root, _ = tiny_cifar10
+    outcome = smoke(tmp_path, root, wandb_mode="online")
+    assert outcome.status == "finished" and outcome.summary["test_error"] is not None
+    assert "W&B could not start (RuntimeError: service unreachable); training goes on" in capsys.readouterr().err
+
+
+def test_atomic_json_write_keeps_the_old_file_on_a_crash(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    records.write_json(path, {"status": "running"})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(records.json, "dump", crash)
+    with pytest.raises(OSError):
+        records.write_json(path, {"status": "finished"})
+    assert json.loads(path.read_text()) == {"status": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary file left behind
