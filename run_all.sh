@@ -3,7 +3,7 @@
 # then runs what was asked.
 #
 #   ./run_all.sh test [PYTEST ARGS]     run the test suite
-#   ./run_all.sh cifar10 [OPTIONS]      run the CIFAR-10 suite
+#   ./run_all.sh cifar10 [OPTIONS]      run the CIFAR-10 suite, then build its reports (--help: options)
 #   ./run_all.sh setup                  only create/refresh the environment
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,15 +17,15 @@ usage() {
 
 find_python() {
     local candidate
-    for candidate in "${PYTHON:-}" python3.11 python3.12 python3.10 python3; do
+    for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
         [ -n "$candidate" ] || continue
         if command -v "$candidate" >/dev/null 2>&1 &&
-            "$candidate" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] < (3, 14))' 2>/dev/null; then
+            "$candidate" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 14))' 2>/dev/null; then
             echo "$candidate"
             return 0
         fi
     done
-    echo "error: resnet-bench needs Python 3.10-3.13 (3.11 recommended); set PYTHON=/path/to/python" >&2
+    echo "error: resnet-bench needs Python 3.11-3.13 (3.11 recommended); set PYTHON=/path/to/python" >&2
     return 1
 }
 
@@ -64,11 +64,7 @@ case "$command" in
         ;;
     cifar10)
         setup
-        "$VENV/bin/python" -m bench list 'resnet*[0-9]' | head -n 6
-        "$VENV/bin/python" -m bench list 'plain*[0-9]' | head -n 5
-        echo
-        echo "The suite runner is not built yet (issue 4): nothing was trained."
-        echo "Available now: python -m bench list | measure SPEC | train SPEC --data-dir DIR (see README)."
+        exec "$VENV/bin/python" -m bench suite cifar10 "$@"
         ;;
     -h | --help | help)
         usage

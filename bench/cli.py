@@ -11,7 +11,8 @@ import sys
 
 import variants
 
-from . import cost, data, train
+from . import cost, data, report, train
+from . import suite as suites
 from .errors import UserError
 from . import recipe as recipes
 
@@ -82,6 +83,37 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     train_parser.add_argument("--force", action="store_true", help="discard an existing record of this run and train again")
     train_parser.set_defaults(run=run_train)
+
+    selection = argparse.ArgumentParser(add_help=False)
+    selection.add_argument("suite", help=f"suite name ({', '.join(suites.available_suites())}) or path to a .toml file")
+    selection.add_argument("--recipe", default="paper", choices=sorted(recipes.RECIPES), help="(default: paper)")
+    selection.add_argument("--scale", type=float, default=1.0, metavar="F", help="schedule scale (default: 1)")
+    selection.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 of every run (default: 1)")
+    selection.add_argument("--only", metavar="EXPERIMENT[,EXPERIMENT]", help="only these experiments of the suite")
+    selection.add_argument("--expensive", action="store_true", help="also the runs a suite marks expensive (resnet1202)")
+    selection.add_argument("--results-dir", default="results", metavar="DIR", help="(default: results)")
+    selection.add_argument("--wandb", choices=["online", "offline", "disabled"],
+                           help="W&B mode (default: online when an API key is configured, else offline)")
+
+    suite_parser = commands.add_parser(
+        "suite", parents=[selection],
+        help="train every run of a suite that has no finished record, then build its reports",
+        description="Train the runs of a suite (skipping those already finished or diverged; an interrupted "
+                    "suite continues where it stopped), then build the reports. One failed run is recorded "
+                    "and the suite goes on; the exit status is 1 when any run failed.",
+    )
+    suite_parser.add_argument("--data-dir", default="data", metavar="DIR", help="(default: ./data)")
+    suite_parser.add_argument("--jobs", type=int, metavar="N",
+                              help="trainings at once (default: one per visible GPU, 1 on CPU)")
+    suite_parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I (default: auto)")
+    suite_parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="(default: bf16)")
+    suite_parser.set_defaults(run=run_suite)
+
+    report_parser = commands.add_parser(
+        "report", parents=[selection],
+        help="build the Markdown/CSV/PNG reports of a suite from RESULTS/runs (and mirror them to W&B)",
+    )
+    report_parser.set_defaults(run=run_report)
     return parser
 
 
@@ -125,6 +157,46 @@ def run_measure(args: argparse.Namespace) -> int:
         print(f"{stage.name:<12}{stage.params:>15,}{stage.macs:>18,}{share:>8.1%}")
     skipped = ", ".join(f"{op} x{count}" for op, count in result.not_counted.items()) or "nothing"
     print(f"\nnot counted by fvcore: ReLU (ignored by design); ops without a handler: {skipped}")
+    return 0
+
+
+def _only(args: argparse.Namespace) -> list[str] | None:
+    return [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+
+
+def _build_report(args: argparse.Namespace) -> None:
+    out_dir = report.build(args.suite, results_dir=args.results_dir, recipe=args.recipe, scale=args.scale,
+                           seeds=args.seeds, only=_only(args), expensive=args.expensive, wandb_mode=args.wandb)
+    print(f"reports: {out_dir / 'index.md'}")
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    suite = suites.load(args.suite)
+    planned = suites.expand(suite, args.recipe, args.scale, args.seeds, _only(args), args.expensive)
+    jobs = args.jobs if args.jobs is not None else suites.default_jobs()
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs} is not allowed: it must be at least 1")
+    train.resolve_device(args.device)
+    try:
+        result = suites.run_suite(
+            suite, planned, recipe=args.recipe, scale=args.scale, data_dir=args.data_dir,
+            results_dir=args.results_dir, jobs=jobs, device=args.device, wandb_mode=args.wandb,
+            extra_args=("--precision", args.precision),
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to continue where the suite stopped", file=sys.stderr)
+        return 130
+    _build_report(args)
+    print(f"suite {suite.name}: {len(result.finished)} trained, {len(result.skipped)} already done, "
+          f"{len(result.diverged)} diverged, {len(result.failed)} failed")
+    for label, runs in (("diverged", result.diverged), ("failed", result.failed)):
+        for planned_run in runs:
+            print(f"  {label}: {planned_run.spec} seed {planned_run.seed} (results/runs/{planned_run.run_id})")
+    return 1 if result.failed else 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    _build_report(args)
     return 0
 
 

@@ -56,22 +56,30 @@ def measure(spec: str | variants.Spec | variants.TimmSpec, image_size: int | Non
     return model_cost(model, variants.canonical(spec), image_size, num_classes)
 
 
-def model_cost(model: nn.Module, spec: str, image_size: int, num_classes: int) -> Cost:
-    """Cost of an already built model (train code passes its own model, so nothing is counted twice)."""
+def count_macs(module: nn.Module, example: torch.Tensor) -> tuple[dict[str, int], dict[str, int]]:
+    """fvcore multiply-adds of `module` in eval mode on `example`, per submodule ('' = total), and the ops
+    fvcore skipped. The module's train/eval mode is restored."""
     with _quiet():
-        from fvcore.nn import FlopCountAnalysis, parameter_count
+        from fvcore.nn import FlopCountAnalysis
 
-    was_training = model.training
-    model.eval()
-    parameter = next(model.parameters())
-    image = torch.zeros(1, 3, image_size, image_size, device=parameter.device, dtype=parameter.dtype)
-    with _quiet():
-        analysis = FlopCountAnalysis(model, image)
+        was_training = module.training
+        module.eval()
+        analysis = FlopCountAnalysis(module, example)
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)
-        macs_by_module = analysis.by_module()
-        skipped = analysis.unsupported_ops()
-    model.train(was_training)
+        try:
+            return dict(analysis.by_module()), dict(analysis.unsupported_ops())
+        finally:
+            module.train(was_training)
+
+
+def model_cost(model: nn.Module, spec: str, image_size: int, num_classes: int) -> Cost:
+    """Cost of an already built model (train code passes its own model, so nothing is counted twice)."""
+    parameter = next(model.parameters())
+    image = torch.zeros(1, 3, image_size, image_size, device=parameter.device, dtype=parameter.dtype)
+    macs_by_module, skipped = count_macs(model, image)
+    with _quiet():
+        from fvcore.nn import parameter_count
     params_by_module = parameter_count(model)
     stages = [
         StageCost(name, params_by_module.get(name, 0), macs_by_module.get(name, 0))

@@ -86,3 +86,27 @@ class Tracker:
         except Exception as error:
             warn(f"W&B could not finish the run ({type(error).__name__}: {error})")
         self.run = None
+
+
+def upload_report(mode: str | None, name: str, tables: dict, images: dict, directory: Path, config: dict) -> None:
+    """Mirror a built report to W&B as one run of job type `report`: each table a wandb.Table, each figure
+    an image. Like training runs, offline without an API key; failures only warn (the files are on disk)."""
+    mode = mode or default_mode()
+    if mode not in MODES:
+        raise UserError(f"--wandb {mode} is not allowed; choose one of: {', '.join(MODES)}")
+    if mode == "disabled":
+        return
+    try:
+        import wandb
+
+        directory.mkdir(parents=True, exist_ok=True)
+        run = wandb.init(project=PROJECT, job_type="report", name=name, config=config, dir=str(directory),
+                         mode=mode, settings=wandb.Settings(console="off", quiet=True))
+        for key, frame in tables.items():
+            clean = frame.astype(object).where(frame.notna(), None)
+            run.log({f"tables/{key}": wandb.Table(dataframe=clean)})
+        for key, path in images.items():
+            run.log({f"figures/{key}": wandb.Image(str(path))})
+        run.finish()
+    except Exception as error:
+        warn(f"W&B report upload failed ({type(error).__name__}: {error}); the report files are complete")

@@ -103,12 +103,9 @@ class Outcome:
         return self.record.summary() or {}
 
 
-def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", recipe: str | recipes.Recipe = "paper",
-        scale: float = 1.0, seed: int = 0, results_dir: str | Path = "results", wandb_mode: str | None = None,
-        execution: Execution | None = None, force: bool = False, download: bool = True,
-        val_size: int | None = None, normalize: str | None = None, quiet: bool = False) -> Outcome:
-    """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does."""
-    started = time.perf_counter()
+def identify(spec: str, dataset: str, recipe: str | recipes.Recipe = "paper", scale: float = 1.0, seed: int = 0,
+             val_size: int | None = None, normalize: str | None = None):
+    """What a request amounts to: (parsed spec, canonical spec, recipe, run id), validated; nothing is built."""
     parsed = variants.parse(spec)
     canonical = variants.canonical(parsed)
     if isinstance(recipe, recipes.Recipe):
@@ -119,7 +116,16 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
     plan = replace(plan, **overrides)
     if dataset not in cifar.DATASETS:
         raise cifar.DataError(f"unknown dataset {dataset!r}; choose one of: {', '.join(cifar.DATASETS)}")
-    run_id = records.run_id(canonical, dataset, plan.to_dict(), seed)
+    return parsed, canonical, plan, records.run_id(canonical, dataset, plan.to_dict(), seed)
+
+
+def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", recipe: str | recipes.Recipe = "paper",
+        scale: float = 1.0, seed: int = 0, results_dir: str | Path = "results", wandb_mode: str | None = None,
+        execution: Execution | None = None, force: bool = False, download: bool = True,
+        val_size: int | None = None, normalize: str | None = None, quiet: bool = False) -> Outcome:
+    """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does."""
+    started = time.perf_counter()
+    parsed, canonical, plan, run_id = identify(spec, dataset, recipe, scale, seed, val_size, normalize)
     record = records.RunRecord(results_dir, run_id)
     say = (lambda *_: None) if quiet else print
     status = None if force else record.status()

@@ -1,0 +1,124 @@
+"""Reports: the paper's tables and figures rebuilt from RESULTS/runs/*, beside the published figures.
+
+`build()` writes RESULTS/reports/<suite>/: `index.md`, one Markdown page per experiment, a CSV per table and
+PNG figures, and mirrors the tables and figures to a W&B report run. Every page says how its figures were
+produced (recipe, scale, seeds, device, dataset, dates) and which runs are missing, diverged or failed.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from .. import records
+from .. import suite as suites
+from ..data import DATASETS
+from ..tracking import upload_report
+from .pages import BUILDERS, Page
+from .runs import aggregate, load_curves, load_runs
+
+
+def build(suite_name: str, results_dir: str | Path = "results", recipe: str = "paper", scale: float = 1.0,
+          seeds: int = 1, only: list[str] | None = None, expensive: bool = False,
+          wandb_mode: str | None = None) -> Path:
+    suite = suites.load(suite_name)
+    planned = suites.expand(suite, recipe, scale, seeds, only, expensive)
+    runs = load_runs(results_dir, planned)
+    out_dir = Path(results_dir) / "reports" / suite.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    num_classes = DATASETS[suite.dataset].num_classes
+    pages = []
+    for key in only or list(suite.experiments):
+        experiment = suite.experiments[key]
+        part = runs[runs.experiments.str.split(",").map(lambda names, key=key: key in names)] if len(runs) else runs
+        summary = aggregate(part, num_classes) if len(part) else pd.DataFrame()
+        curves = load_curves(results_dir, part[part.status != "missing"]) if len(part) else pd.DataFrame()
+        page = BUILDERS[experiment.report](experiment, summary, curves, out_dir)
+        provenance = _provenance(part, suite, recipe, scale, seeds)
+        _write_page(page, provenance, out_dir)
+        pages.append((page, part))
+    _write_index(pages, suite, recipe, scale, seeds, runs, out_dir, results_dir)
+    tables = {table.name: table.data for page, _ in pages for table in page.tables}
+    images = {path.stem: path for page, _ in pages for _, path in page.figures}
+    upload_report(wandb_mode, f"report {suite.name} {recipe} x{scale:g}", tables, images, Path(results_dir),
+                  config={"suite": suite.name, "recipe": recipe, "scale": scale, "seeds": seeds})
+    return out_dir
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_no rows_\n"
+    cells = frame.astype(str).apply(lambda column: column.str.replace("|", "\\|", regex=False))
+    lines = ["| " + " | ".join(frame.columns) + " |", "| " + " | ".join("---" for _ in frame.columns) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _seeds(seeds: int) -> str:
+    return "seed 0" if seeds == 1 else f"seeds 0..{seeds - 1}"
+
+
+def _provenance(part: pd.DataFrame, suite, recipe: str, scale: float, seeds: int) -> list[str]:
+    if part.empty:
+        return ["This experiment trains nothing: its figures are computed from the models themselves."]
+    present = part[part.status != "missing"]
+    iterations = present.iterations_planned.dropna().unique()
+    devices = ", ".join(sorted({f"{d} ({p})" for d, p in zip(present.device, present.precision) if d})) or "-"
+    dates = sorted(d for d in present.updated_at if d)
+    lines = [
+        f"Produced from {len(part)} planned runs of suite `{suite.name}` on {suite.dataset}: recipe `{recipe}` "
+        f"x{scale:g}" + (f" ({int(iterations[0]):,} iterations)" if len(iterations) == 1 else "")
+        + f", {_seeds(seeds)}. Device: {devices}. Runs dated {dates[0][:10] if dates else '-'}"
+        f" to {dates[-1][:10] if dates else '-'}; page built {datetime.date.today()}.",
+        f"Finished: {int((part.status == 'finished').sum())} of {len(part)}. Errors are final test errors in %, "
+        "mean ± std over finished seeds.",
+    ]
+    for status in ("missing", "diverged", "failed", "interrupted", "running"):
+        names = part[part.status == status]
+        if len(names):
+            listed = ", ".join(f"`{spec}` seed {seed}" for spec, seed in zip(names.spec, names.seed))
+            lines.append(f"{status.capitalize()}: {listed}.")
+    return lines
+
+
+def _write_page(page: Page, provenance: list[str], out_dir: Path) -> None:
+    parts = [f"# {page.title}\n", *[f"{line}\n" for line in provenance]]
+    for table in page.tables:
+        table.data.to_csv(out_dir / f"{table.name}.csv", index=False)
+        parts += [f"## {table.title}\n", markdown_table(table.shown), f"CSV: [{table.name}.csv]({table.name}.csv)\n"]
+    for caption, path in page.figures:
+        parts += [f"![{caption}]({path.name})\n", f"_{caption}._\n"]
+    if page.notes:
+        parts += ["## Notes\n", *[f"- {note}" for note in page.notes], ""]
+    (out_dir / f"{page.key}.md").write_text("\n".join(parts))
+
+
+def _write_index(pages, suite, recipe, scale, seeds, runs: pd.DataFrame, out_dir: Path, results_dir) -> None:
+    lines = [
+        f"# resnet-bench: suite `{suite.name}` ({suite.dataset})\n",
+        f"Recipe `{recipe}` x{scale:g}, {_seeds(seeds)}; built {datetime.date.today()} from "
+        f"`{Path(results_dir) / 'runs'}`.\n",
+        "| experiment | runs finished | page |",
+        "| --- | --- | --- |",
+    ]
+    for page, part in pages:
+        finished = f"{int((part.status == 'finished').sum())} of {len(part)}" if len(part) else "no training"
+        lines.append(f"| {page.title} | {finished} | [{page.key}.md]({page.key}.md) |")
+    if len(runs) and (runs.status == "missing").all():
+        lines += ["", _other_records_hint(results_dir, recipe, scale)]
+    (out_dir / "index.md").write_text("\n".join(lines) + "\n")
+
+
+def _other_records_hint(results_dir, recipe: str, scale: float) -> str:
+    """When nothing matches, say which recipe/scale the records on disk do have."""
+    found: dict[str, int] = {}
+    for config_path in sorted(Path(results_dir, "runs").glob("*/config.json")):
+        config = records.read_json(config_path) or {}
+        key = f"--recipe {config.get('recipe', {}).get('name')} --scale {config.get('recipe', {}).get('scale'):g}"
+        found[key] = found.get(key, 0) + 1
+    if not found:
+        return f"No run records at all under `{Path(results_dir) / 'runs'}` yet."
+    listed = "; ".join(f"`{key}` ({count} runs)" for key, count in found.items())
+    return f"No records for recipe `{recipe}` x{scale:g}. Records on disk: {listed}."

@@ -1,0 +1,247 @@
+"""One report page per experiment: the paper's table or figure rebuilt from our runs, beside the published one.
+
+Each builder takes the experiment's runs (aggregated per spec) and returns a `Page`: tables (kept as
+DataFrames for CSV and W&B, rendered to Markdown for people) and figures (PNG, drawn with seaborn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..cost import count_macs, measure
+from . import figures
+from .runs import error_cell, reference
+
+
+@dataclass
+class Table:
+    name: str  # file stem of the CSV
+    title: str
+    data: pd.DataFrame  # numbers, for CSV and W&B
+    shown: pd.DataFrame  # formatted cells, for Markdown
+
+
+@dataclass
+class Page:
+    key: str
+    title: str
+    notes: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[tuple[str, Path]] = field(default_factory=list)  # (caption, png path)
+
+
+def _by_spec(summary: pd.DataFrame) -> dict[str, dict]:
+    return {row["spec"]: row for row in summary.to_dict("records")}
+
+
+def _fmt_int(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{int(value):,}"
+
+
+def _fmt(value, digits: int = 2, suffix: str = "") -> str:
+    return "" if value is None or pd.isna(value) else f"{value:.{digits}f}{suffix}"
+
+
+# ---- depth vs error (Table 6, Figure 6) ----------------------------------------------------------------
+
+def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> Page:
+    page = Page(experiment.key, experiment.title)
+    specs = _by_spec(summary)
+    paper = reference("cifar10_depth")
+    rows, shown = [], []
+    depths = sorted({row["depth"] for row in specs.values() if row["family"] == "cifar"})
+    for depth in depths:
+        residual = next((r for r in specs.values() if r["depth"] == depth and not r["plain"]), None)
+        plain = next((r for r in specs.values() if r["depth"] == depth and r["plain"]), None)
+        published = paper[paper.depth == depth].set_index("source")
+
+        def ref(source: str):
+            return float(published.loc[source, "test_error"]) if source in published.index else None
+
+        resnet_mean = residual["test_error_mean"] if residual else None
+        plain_mean = plain["test_error_mean"] if plain else None
+        gain = plain_mean - resnet_mean if resnet_mean is not None and plain_mean is not None else None
+        any_row = residual or plain
+        paper_params = published.loc["He et al. 2015 Table 6", "params"] if "He et al. 2015 Table 6" in published.index else None
+        rows.append({
+            "depth": depth, "params_ours": any_row["params"], "params_paper": paper_params,
+            "plain_error_mean": plain_mean, "plain_error_std": plain["test_error_std"] if plain else None,
+            "plain_seeds": plain["finished"] if plain else 0,
+            "resnet_error_mean": resnet_mean, "resnet_error_std": residual["test_error_std"] if residual else None,
+            "resnet_seeds": residual["finished"] if residual else 0,
+            "paper_error": ref("He et al. 2015 Table 6"), "akamaster_error": ref("akamaster/pytorch_resnet_cifar10"),
+            "chenyaofo_error": ref("chenyaofo/pytorch-cifar-models"), "residual_gain": gain,
+        })
+        shown.append({
+            "depth": depth,
+            "params (ours)": _fmt_int(any_row["params"]),
+            "params (paper)": f"{paper_params / 1e6:.2f}M" if paper_params is not None and not pd.isna(paper_params) else "",
+            "plain error % (ours)": error_cell(plain),
+            "ResNet error % (ours)": error_cell(residual),
+            "ResNet error % (paper)": _fmt(ref("He et al. 2015 Table 6")),
+            "akamaster (option A, 200 ep.)": _fmt(ref("akamaster/pytorch_resnet_cifar10")),
+            "chenyaofo (proj., cosine)": _fmt(ref("chenyaofo/pytorch-cifar-models")),
+            "residual gain (plain − ResNet, points)": _fmt(gain),
+        })
+    page.tables.append(Table("table6_depth", "Table 6 analog: CIFAR-10 test error (%) by depth",
+                             pd.DataFrame(rows), pd.DataFrame(shown)))
+    page.notes.append(
+        "The paper's row for 110 layers is the mean ± std of 5 runs (best of 5: 6.43); the paper prints no "
+        "errors for the plain CIFAR nets, only Figure 6. The public reproductions train longer or with another "
+        "recipe (see their columns)."
+    )
+    if len(curves):
+        path = figures.training_curves(curves, specs, out_dir / "figure6_curves.png")
+        page.figures.append(("Figure 6 analog: training error (dashed) and test error (bold) against "
+                             "iterations; plain nets left, ResNets right", path))
+    path = figures.depth_vs_error(pd.DataFrame(rows), out_dir / "depth_vs_error.png")
+    page.figures.append(("Test error against depth, plain vs residual, with the paper's ResNet points", path))
+    return page
+
+
+# ---- variant comparisons (shortcuts, tweaks, stems) -----------------------------------------------------
+
+def _variant_rows(experiment, specs: dict[str, dict]) -> tuple[list[dict], list[dict]]:
+    rows, shown = [], []
+    for spec in experiment.runs + experiment.expensive:
+        row = specs.get(spec)
+        if row is None:
+            continue
+        rows.append({"spec": spec, "depth": row["depth"], "block": row["block"], "stem": row["stem"],
+                     "stride_in": row["stride_in"], "shortcut": row["shortcut"], "tweak": row["tweak"],
+                     "params": row["params"], "macs": row["macs"], "train_img_s": row["train_img_s"],
+                     "test_error_mean": row["test_error_mean"], "test_error_std": row["test_error_std"],
+                     "seeds": row["finished"]})
+        shown.append({"spec": f"`{spec}`", "params": _fmt_int(row["params"]),
+                      "MACs (32x32)": f"{row['macs'] / 1e6:.1f}M", "train img/s": _fmt(row["train_img_s"], 0),
+                      "test error % (ours)": error_cell(row)})
+    return rows, shown
+
+
+def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page:
+    page = Page(experiment.key, experiment.title)
+    rows, shown = _variant_rows(experiment, _by_spec(summary))
+    table3 = reference("imagenet_shortcuts").set_index("shortcut")
+    for row, cells in zip(rows, shown):
+        option = row["shortcut"]
+        cells["shortcut"] = {"none": "none (plain)"}.get(option, f"option {option}")
+        cells["ImageNet top-1 err. %, ResNet-34 (paper Table 3)"] = (
+            _fmt(table3.loc[option, "top1_error"]) if option in table3.index else "")
+    page.tables.append(Table("shortcuts", "Shortcut options on CIFAR-10, with the paper's ImageNet figures",
+                             pd.DataFrame(rows), _reorder(pd.DataFrame(shown), ["spec", "shortcut"])))
+    page.notes.append(
+        "Options (§3.3): A zero-pads the identity where the shape changes (no parameters), B projects only "
+        "there, C projects on every block. The paper's column is ImageNet top-1 error of ResNet-34 (Table 3): "
+        "a different dataset and net; compare the direction and size of the differences, not the values."
+    )
+    return page
+
+
+def tweaks_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page:
+    page = Page(experiment.key, experiment.title)
+    rows, shown = _variant_rows(experiment, _by_spec(summary))
+    table5 = reference("bag_of_tricks_table5").fillna({"tweak": "none"}).set_index("tweak")
+    for row, cells in zip(rows, shown):
+        tweak = row["tweak"] or "none"
+        cells["tweak"] = "original" if tweak == "none" else f"ResNet-{tweak}"
+        if tweak in table5.index:
+            cells["ImageNet GFLOPs (BoT Table 5)"] = _fmt(table5.loc[tweak, "gflops"], 1)
+            cells["ImageNet top-1 acc. % (BoT Table 5)"] = _fmt(table5.loc[tweak, "top1_accuracy"])
+    page.tables.append(Table("tweaks", "ResNet-50 and its B/C/D tweaks on CIFAR-10, with Bag of Tricks' ImageNet figures",
+                             pd.DataFrame(rows), _reorder(pd.DataFrame(shown), ["spec", "tweak"])))
+    page.notes.append(
+        "ResNet-B strides in the bottleneck's 3x3 instead of its first 1x1; -C adds the deep stem (three 3x3 "
+        "convs); -D adds the avg-pool shortcut. These ImageNet nets run here on 32x32 images: the stem's "
+        "stride-2 conv and max-pool downsample 4x, so the first stage works on 8x8 maps and the last on 1x1. "
+        "Bag of Tricks' columns are ImageNet accuracy (higher is better) and GFLOPs at 224x224; ours are error "
+        "(lower is better) and MACs at 32x32."
+    )
+    return page
+
+
+def stems_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page:
+    page = Page(experiment.key, experiment.title)
+    rows, shown = _variant_rows(experiment, _by_spec(summary))
+    for row, cells in zip(rows, shown):
+        cells["block"] = row["block"]
+        cells["stem"] = {"7x7": "7x7 conv", "deep": "3x 3x3 convs (deep)"}[row["stem"]]
+    page.tables.append(Table("stems", "7x7 vs deep stem on CIFAR-10", pd.DataFrame(rows),
+                             _reorder(pd.DataFrame(shown), ["spec", "block", "stem"])))
+    page.notes.append(
+        "The deep stem is Bag of Tricks' ResNet-C stem: three 3x3 convs of 32, 32 and 64 channels, the first "
+        "strided, in place of the 7x7/2 conv; both are followed by the 3x3/2 max-pool. At 32x32 inputs both "
+        "stems downsample 4x."
+    )
+    return page
+
+
+# ---- bottleneck cost (Table 1, Fig. 5): no training --------------------------------------------------------
+
+def bottleneck_page(experiment, summary, curves, out_dir: Path) -> Page:
+    page = Page(experiment.key, experiment.title)
+    table1 = reference("imagenet_cost").set_index("depth")
+    rows, shown = [], []
+    for depth in (18, 34, 50, 101, 152):
+        original = measure(f"resnet{depth}", image_size=224)
+        tweaked = measure(f"resnet{depth}b", image_size=224) if depth >= 50 else original
+        paper = float(table1.loc[depth, "gflops"])
+        rows.append({"depth": depth, "block": table1.loc[depth, "block"], "params": original.params,
+                     "macs_original": original.macs, "macs_resnet_b": tweaked.macs, "paper_gflops": paper})
+        shown.append({"net": f"ResNet-{depth}", "block": table1.loc[depth, "block"],
+                      "blocks per stage": table1.loc[depth, "blocks_per_stage"], "params": _fmt_int(original.params),
+                      "GMACs, stride in 1x1 (paper's)": f"{original.macs / 1e9:.2f}",
+                      "GMACs, stride in 3x3 (ResNet-B)": f"{tweaked.macs / 1e9:.2f}",
+                      "paper GFLOPs (Table 1)": f"{paper:.1f}",
+                      "ours / paper": f"{original.macs / 1e9 / paper:.3f}"})
+    page.tables.append(Table("table1_cost", "Table 1 analog: cost of the ImageNet nets at 224x224",
+                             pd.DataFrame(rows), pd.DataFrame(shown)))
+
+    from variants.layers import BasicBlock, Bottleneck
+
+    blocks = [
+        ("basic block on 64-d (two 3x3, 64)", BasicBlock(64, 64, stride=1, shortcut="B"), 64, 73_728),
+        ("bottleneck on 256-d (1x1 64, 3x3 64, 1x1 256), identity shortcut", Bottleneck(256, 64, 1, "B"), 256, 69_632),
+        ("bottleneck on 256-d, projection shortcut (option C)", Bottleneck(256, 64, 1, "C"), 256, None),
+    ]
+    block_rows, block_shown = [], []
+    for name, block, width, paper_weights in blocks:
+        weights = sum(m.weight.numel() for m in block.modules() if isinstance(m, nn.Conv2d))
+        macs = _block_macs(block, width)
+        block_rows.append({"block": name, "conv_weights": weights, "macs_56x56": macs, "paper_weights": paper_weights})
+        block_shown.append({"block": name, "conv weights (ours)": f"{weights:,}",
+                            "paper": f"{paper_weights:,}" if paper_weights else "2x the identity version (§4.1)",
+                            "MMACs on 56x56": f"{macs / 1e6:.1f}"})
+    base = block_rows[1]["conv_weights"]
+    block_shown[2]["paper"] += f"; ours: {block_rows[2]['conv_weights'] / base:.2f}x"
+    page.tables.append(Table("fig5_blocks", "Figure 5 analog: a basic block vs a bottleneck block",
+                             pd.DataFrame(block_rows), pd.DataFrame(block_shown)))
+    page.notes.append(
+        "MACs are fvcore's multiply-adds of `model.eval()` at batch 1, the paper's FLOPs (§3.3). fvcore skips "
+        "the residual adds and pooling and ignores ReLU, so all columns leave those out. torchvision's and "
+        "timm's ResNet-50/101/152 stride in the 3x3 (ResNet-B): their published 4.1/7.8/11.6 GFLOPs are our "
+        "ResNet-B column. Two 3x3 convs at 256-d would have 1,179,648 weights: the bottleneck does the work "
+        "of a 256-d block at the cost of a 64-d one."
+    )
+    return page
+
+
+def _block_macs(block: nn.Module, width: int) -> int:
+    return count_macs(block, torch.zeros(1, width, 56, 56))[0][""]
+
+
+def _reorder(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    return frame[first + [column for column in frame.columns if column not in first]] if len(frame) else frame
+
+
+BUILDERS = {
+    "depth": depth_page,
+    "shortcuts": shortcuts_page,
+    "tweaks": tweaks_page,
+    "stems": stems_page,
+    "bottleneck": bottleneck_page,
+}

@@ -1,0 +1,270 @@
+"""Suites: which training runs answer which of the paper's questions, and the scheduler that trains them.
+
+A suite file (TOML, `bench/suites/<name>.toml`) names a dataset and a list of experiments; each experiment
+lists variant specs and the report it feeds. Expanded with a recipe, a scale and a number of seeds, a suite
+is a list of runs, each identified by its run id (see records.py), so a spec shared by two experiments is
+trained once and a run with a finished record is not trained again. Each run trains in a child process
+(`python -m bench train ...`, its output in RESULTS/suites/<suite>/logs/), so one crash or divergence is
+recorded and the suite goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+import variants
+
+from . import records
+from .errors import UserError
+from .train import identify
+
+SUITES_DIR = Path(__file__).parent / "suites"
+REPORTS = ("depth", "shortcuts", "tweaks", "stems", "bottleneck")
+SUITE_KEYS = {"name", "dataset", "experiments"}
+EXPERIMENT_KEYS = {"title", "report", "runs", "expensive"}
+
+
+class SuiteError(UserError):
+    """A suite file that cannot be used; the message names the file and the key (or line) at fault."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    key: str
+    title: str
+    report: str
+    runs: tuple[str, ...]  # canonical specs
+    expensive: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    dataset: str
+    path: Path
+    experiments: dict[str, Experiment]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    spec: str
+    seed: int
+    run_id: str
+    experiments: tuple[str, ...]
+
+
+def available_suites() -> list[str]:
+    return sorted(path.stem for path in SUITES_DIR.glob("*.toml"))
+
+
+def load(name_or_path: str | os.PathLike) -> Suite:
+    """A suite by name (`cifar10`) or by path to a TOML file, validated key by key."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SUITES_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise SuiteError(f"unknown suite {str(name_or_path)!r}; choose one of: {', '.join(available_suites())} "
+                             f"or give the path of a .toml file")
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: no such suite file") from None
+    except tomllib.TOMLDecodeError as error:  # its message names the line and column
+        raise SuiteError(f"{path}: {error}") from None
+    return _validate(raw, path)
+
+
+def _validate(raw: dict, path: Path) -> Suite:
+    def fail(key: str, message: str):
+        raise SuiteError(f"{path}: {key}: {message}")
+
+    for key in raw:
+        if key not in SUITE_KEYS:
+            fail(key, f"unknown key; allowed: {', '.join(sorted(SUITE_KEYS))}")
+    for key in ("name", "dataset"):
+        if not isinstance(raw.get(key), str):
+            fail(key, "missing or not a string")
+    from .data import DATASETS
+
+    if raw["dataset"] not in DATASETS:
+        fail("dataset", f"{raw['dataset']!r} is not allowed; choose one of: {', '.join(DATASETS)}")
+    if not isinstance(raw.get("experiments"), dict) or not raw["experiments"]:
+        fail("experiments", "missing: add at least one [experiments.NAME] table")
+    experiments = {}
+    for name, table in raw["experiments"].items():
+        where = f"experiments.{name}"
+        if not isinstance(table, dict):
+            fail(where, "must be a table ([experiments.NAME])")
+        for key in table:
+            if key not in EXPERIMENT_KEYS:
+                fail(f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(EXPERIMENT_KEYS))}")
+        if not isinstance(table.get("title"), str):
+            fail(f"{where}.title", "missing or not a string")
+        if table.get("report") not in REPORTS:
+            fail(f"{where}.report", f"{table.get('report')!r} is not allowed; choose one of: {', '.join(REPORTS)}")
+        specs = {}
+        for list_key in ("runs", "expensive"):
+            values = table.get(list_key, [])
+            if list_key == "runs" and "runs" not in table:
+                fail(f"{where}.runs", "missing (use runs = [] for an experiment that trains nothing)")
+            if not isinstance(values, list):
+                fail(f"{where}.{list_key}", "must be a list of variant specs")
+            canonical = []
+            for index, spec in enumerate(values):
+                if not isinstance(spec, str):
+                    fail(f"{where}.{list_key}[{index}]", f"{spec!r} is not a spec string")
+                try:
+                    canonical.append(variants.canonical(spec))
+                except variants.SpecError as error:
+                    fail(f"{where}.{list_key}[{index}]", str(error))
+            specs[list_key] = tuple(dict.fromkeys(canonical))
+        experiments[name] = Experiment(name, table["title"], table["report"], specs["runs"], specs["expensive"])
+    return Suite(raw["name"], raw["dataset"], path, experiments)
+
+
+def expand(suite: Suite, recipe: str = "paper", scale: float = 1.0, seeds: int = 1, only: list[str] | None = None,
+           expensive: bool = False) -> list[PlannedRun]:
+    """The runs the suite asks for, each once, in suite order (all specs for seed 0, then for seed 1, ...)."""
+    if seeds < 1:
+        raise SuiteError(f"--seeds {seeds} is not allowed: it must be at least 1")
+    chosen = only or list(suite.experiments)
+    unknown = [name for name in chosen if name not in suite.experiments]
+    if unknown:
+        raise SuiteError(f"unknown experiment {unknown[0]!r} in --only; choose from: {', '.join(suite.experiments)}")
+    wanted: dict[str, list[str]] = {}
+    for name in chosen:
+        experiment = suite.experiments[name]
+        for spec in experiment.runs + (experiment.expensive if expensive else ()):
+            wanted.setdefault(spec, []).append(name)
+    planned = []
+    for seed in range(seeds):
+        for spec, experiments in wanted.items():
+            run_id = identify(spec, suite.dataset, recipe, scale, seed)[3]
+            planned.append(PlannedRun(spec, seed, run_id, tuple(experiments)))
+    return planned
+
+
+# ---- scheduling ----------------------------------------------------------------------------------------------
+
+@dataclass
+class SuiteResult:
+    finished: list[PlannedRun] = field(default_factory=list)
+    skipped: list[PlannedRun] = field(default_factory=list)
+    diverged: list[PlannedRun] = field(default_factory=list)
+    failed: list[PlannedRun] = field(default_factory=list)
+
+
+def default_jobs() -> int:
+    return max(1, torch.cuda.device_count())
+
+
+def devices_for(jobs: int, device: str) -> list[str]:
+    """The --device of each job slot: round-robin over the visible GPUs when the device is auto/cuda."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return [f"cuda:{slot % torch.cuda.device_count()}" for slot in range(jobs)]
+    return [device] * jobs
+
+
+def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: float, data_dir: str,
+              results_dir: str | Path, jobs: int = 1, device: str = "auto", wandb_mode: str | None = None,
+              extra_args: tuple[str, ...] = ()) -> SuiteResult:
+    """Train every planned run that has no finished record, `jobs` at a time, each in its own process."""
+    result = SuiteResult()
+    todo = []
+    for run in planned:
+        if records.RunRecord(results_dir, run.run_id).status() in records.DONE:
+            result.skipped.append(run)
+        else:
+            todo.append(run)
+    print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train "
+          f"(recipe {recipe} x{scale:g}, {jobs} at a time)")
+    if not todo:
+        return result
+    logs = Path(results_dir) / "suites" / suite.name / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    estimate = _CostEstimate(todo, suite.dataset)
+    slots = devices_for(jobs, device)
+    running: dict[int, tuple[subprocess.Popen, PlannedRun, float]] = {}
+    queue = list(todo)
+    done = 0
+    suite_start = time.perf_counter()
+    try:
+        while queue or running:
+            for slot, slot_device in enumerate(slots):
+                if slot in running or not queue:
+                    continue
+                run = queue.pop(0)
+                command = [sys.executable, "-m", "bench", "train", run.spec, "--dataset", suite.dataset,
+                           "--recipe", recipe, "--scale", repr(scale), "--seed", str(run.seed), "--data-dir",
+                           str(data_dir), "--results-dir", str(results_dir), "--device", slot_device, *extra_args]
+                if wandb_mode:
+                    command += ["--wandb", wandb_mode]
+                log = open(logs / f"{run.run_id}.log", "w")
+                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                log.close()
+                running[slot] = (process, run, time.perf_counter())
+                print(f"[{done}/{len(todo)}] start {run.spec} seed {run.seed} on {slot_device} "
+                      f"({', '.join(run.experiments)})", flush=True)
+            time.sleep(0.2)
+            for slot in list(running):
+                process, run, started = running[slot]
+                if process.poll() is None:
+                    continue
+                del running[slot]
+                done += 1
+                seconds = time.perf_counter() - started
+                status = records.RunRecord(results_dir, run.run_id).status() or "failed"
+                if process.returncode not in (0, 3) and status not in ("diverged", "failed"):
+                    status = "failed"  # the child died before it could record why (see its log)
+                {"finished": result.finished, "diverged": result.diverged}.get(status, result.failed).append(run)
+                estimate.record(run, seconds)
+                summary = records.RunRecord(results_dir, run.run_id).summary() or {}
+                detail = f"test error {summary['test_error']:.2f}%" if summary.get("test_error") is not None else \
+                    f"see {logs / (run.run_id + '.log')}"
+                eta = estimate.remaining(queue + [r for _, r, _ in running.values()], jobs)
+                print(f"[{done}/{len(todo)}] {status} {run.spec} seed {run.seed} in {seconds:.0f} s ({detail}); "
+                      f"elapsed {_minutes(time.perf_counter() - suite_start)}, ETA {eta}", flush=True)
+    except KeyboardInterrupt:
+        for process, _, _ in running.values():
+            process.terminate()
+        for process, _, _ in running.values():
+            process.wait()
+        raise
+    return result
+
+
+class _CostEstimate:
+    """ETA from measured speed: each run's work is its multiply-adds x images; speed is work per second so far."""
+
+    def __init__(self, runs: list[PlannedRun], dataset: str):
+        from .cost import measure
+
+        self.work = {}
+        for run in runs:
+            if run.spec not in self.work:
+                self.work[run.spec] = measure(run.spec, image_size=32, num_classes=10).macs
+        self.done_work = 0.0
+        self.done_seconds = 0.0
+
+    def record(self, run: PlannedRun, seconds: float) -> None:
+        self.done_work += self.work[run.spec]
+        self.done_seconds += seconds
+
+    def remaining(self, runs: list[PlannedRun], jobs: int) -> str:
+        if not self.done_work:
+            return "unknown"
+        seconds = sum(self.work[run.spec] for run in runs) * self.done_seconds / self.done_work / jobs
+        return _minutes(seconds)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"

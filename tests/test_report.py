@@ -1,0 +1,125 @@
+"""Reports from synthetic run records: the cells of the tables, missing and diverged runs, and the figures."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench import report
+from bench import suite as suites
+from bench.records import RunRecord
+
+SUITE = """
+name = "synthetic"
+dataset = "cifar10"
+
+[experiments.depth]
+title = "Depth vs error"
+report = "depth"
+runs = ["resnet20", "plain20", "resnet32", "plain32"]
+
+[experiments.shortcuts]
+title = "Shortcuts"
+report = "shortcuts"
+runs = ["resnet20", "resnet20(shortcut=B)", "plain20"]
+"""
+
+# (spec, seed) -> final test error, or a status for runs that did not finish; absent pairs are missing.
+OUTCOMES = {
+    ("resnet20", 0): 10.0, ("resnet20", 1): 12.0,
+    ("plain20", 0): 15.0, ("plain20", 1): "diverged",
+    ("plain32", 0): 20.0,
+    ("resnet20(shortcut=B)", 0): 9.0, ("resnet20(shortcut=B)", 1): 9.5,
+}
+
+
+def fake_records(results, planned):
+    for run in planned:
+        outcome = OUTCOMES.get((run.spec, run.seed))
+        if outcome is None:
+            continue
+        record = RunRecord(results, run.run_id)
+        record.write_config({"spec": run.spec, "recipe": {"name": "paper", "scale": 0.05, "iterations": 3200},
+                             "execution": {"device_name": "Test CPU", "precision": "bf16"}})
+        for iteration in (1600, 3200):
+            record.append_metrics({"iteration": iteration, "train/error": 30.0 - iteration / 400,
+                                   "test/error": 40.0 - iteration / 400})
+        if outcome == "diverged":
+            record.write_summary({"status": "diverged", "updated_at": "2026-11-20T10:00:00+00:00"})
+        else:
+            record.write_summary({"status": "finished", "test_error": outcome, "train_img_s": 1000.0 + outcome,
+                                  "updated_at": "2026-11-21T10:00:00+00:00"})
+
+
+@pytest.fixture
+def built(tmp_path):
+    path = tmp_path / "synthetic.toml"
+    path.write_text(SUITE)
+    results = tmp_path / "results"
+    fake_records(results, suites.expand(suites.load(path), "paper", 0.05, seeds=2))
+    out_dir = report.build(str(path), results_dir=results, recipe="paper", scale=0.05, seeds=2, wandb_mode="disabled")
+    return out_dir
+
+
+def test_table6_analog_cells(built):
+    table = pd.read_csv(built / "table6_depth.csv").set_index("depth")
+    assert table.loc[20, "resnet_error_mean"] == 11.0
+    assert table.loc[20, "resnet_error_std"] == pytest.approx(2 ** 0.5)
+    assert table.loc[20, "plain_error_mean"] == 15.0 and table.loc[20, "plain_seeds"] == 1
+    assert table.loc[20, "residual_gain"] == 4.0
+    assert table.loc[20, "params_ours"] == 269_722 and table.loc[20, "params_paper"] == 270_000
+    assert table.loc[20, "paper_error"] == 8.75 and table.loc[32, "akamaster_error"] == 7.37
+    assert pd.isna(table.loc[32, "resnet_error_mean"]) and table.loc[32, "resnet_seeds"] == 0
+    assert pd.isna(table.loc[32, "residual_gain"])
+
+    page = (built / "depth.md").read_text()
+    assert "| 20 | 269,722 | 0.27M | 15.00 (1 diverged) | 11.00 ± 1.41 (n=2) | 8.75 | 8.27 | 7.40 | 4.00 |" in page
+    assert "| 32 | 464,154 | 0.46M | 20.00 (1 missing) | 2 missing | 7.51 | 7.37 | 6.47 |  |" in page
+    assert "Missing: `resnet32` seed 0, `resnet32` seed 1, `plain32` seed 1." in page
+    assert "Diverged: `plain20` seed 1." in page
+    assert "recipe `paper` x0.05 (3,200 iterations), seeds 0..1. Device: Test CPU (bf16)" in page
+    assert "Finished: 4 of 8." in page
+
+
+def test_shortcut_table_puts_paper_imagenet_figures_in_their_own_column(built):
+    table = pd.read_csv(built / "shortcuts.csv")
+    assert list(table.spec) == ["resnet20", "resnet20(shortcut=B)", "plain20"]
+    assert list(table.shortcut) == ["A", "B", "none"]
+    assert table.params[0] == table.params[2] < table.params[1]
+    page = (built / "shortcuts.md").read_text()
+    assert "| `resnet20(shortcut=B)` | option B | 272,474 |" in page  # + 16->32 and 32->64 projections
+    assert "9.25 ± 0.35 (n=2) | 24.52 |" in page  # ours on CIFAR-10, then the paper's ImageNet ResNet-34 B
+    assert "| `plain20` | none (plain) |" in page and "| 28.54 |" in page
+
+
+def test_figures_render_and_index_lists_pages(built):
+    for name in ("figure6_curves.png", "depth_vs_error.png"):
+        with Image.open(built / name) as image:
+            assert image.size[0] > 500 and image.size[1] > 300
+            assert np.asarray(image.convert("L")).std() > 5  # drawn, not blank
+    index = (built / "index.md").read_text()
+    assert "| Depth vs error | 4 of 8 | [depth.md](depth.md) |" in index
+    assert "[shortcuts.md](shortcuts.md)" in index
+
+
+def test_report_without_matching_records_says_what_exists(tmp_path, built):
+    results = built.parents[1]
+    out_dir = report.build(str(tmp_path / "synthetic.toml"), results_dir=results, recipe="smoke", scale=1.0,
+                           wandb_mode="disabled")
+    index = (out_dir / "index.md").read_text()
+    assert "No records for recipe `smoke` x1. Records on disk: `--recipe paper --scale 0.05` (7 runs)." in index
+    assert "8 missing" not in index and "0 of 4" in index
+
+
+def test_bottleneck_cost_page_against_table_1(tmp_path):
+    path = tmp_path / "cost.toml"
+    path.write_text('name = "cost"\ndataset = "cifar10"\n[experiments.bottleneck]\ntitle = "Cost"\n'
+                    'report = "bottleneck"\nruns = []\n')
+    out_dir = report.build(str(path), results_dir=tmp_path / "results", wandb_mode="disabled")
+    table = pd.read_csv(out_dir / "table1_cost.csv").set_index("depth")
+    ratio = table.macs_original / (table.paper_gflops * 1e9)
+    assert ratio.between(0.97, 1.03).all()
+    assert (table.macs_resnet_b >= table.macs_original).all()
+    blocks = pd.read_csv(out_dir / "fig5_blocks.csv")
+    assert list(blocks.conv_weights) == [73_728, 69_632, 69_632 + 65_536]
+    assert "trains nothing" in (out_dir / "bottleneck.md").read_text()

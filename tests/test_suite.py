@@ -1,0 +1,117 @@
+"""Suite files: parsing, expansion into runs, clear errors, and the scheduler on tiny data."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bench import suite as suites
+from bench.cli import main
+from bench.records import RunRecord
+from bench.suite import SuiteError
+
+
+def write(tmp_path, text, name="mine.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_cifar10_suite_expands_into_the_expected_runs():
+    suite = suites.load("cifar10")
+    assert list(suite.experiments) == ["depth", "shortcuts", "tweaks", "stems", "bottleneck"]
+    planned = suites.expand(suite, "paper", 0.05, seeds=1)
+    specs = [run.spec for run in planned]
+    assert specs == [
+        "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+        "plain20", "plain32", "plain44", "plain56", "plain110",
+        "resnet32(shortcut=B)", "resnet32(shortcut=C)", "resnet56(shortcut=B)", "resnet56(shortcut=C)",
+        "resnet50", "resnet50b", "resnet50c", "resnet50d", "resnet18", "resnet18c",
+    ]
+    shared = {run.spec: run.experiments for run in planned}
+    assert shared["resnet32"] == ("depth", "shortcuts") and shared["resnet50c"] == ("tweaks", "stems")
+    assert len({run.run_id for run in planned}) == 20
+
+    two_seeds = suites.expand(suite, "paper", 0.05, seeds=2, only=["tweaks"])
+    assert [(run.spec, run.seed) for run in two_seeds] == [(s, seed) for seed in (0, 1) for s in
+                                                          ("resnet50", "resnet50b", "resnet50c", "resnet50d")]
+    assert [run.spec for run in suites.expand(suite, only=["depth"], expensive=True)][-1] == "resnet1202"
+    assert suites.expand(suite, only=["bottleneck"]) == []
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('name = "x"\ndataset = "cifar10"\n[experiments.a]\ntitle = "t"\nreport = "depth"\nruns = ["resnet20" "a"]\n',
+         "(at line 6, column 20)"),
+        ('name = "x"\ndataset = "cifar10"\ncolour = 1\n', "colour: unknown key; allowed: dataset, experiments, name"),
+        ('name = "x"\ndataset = "imagenet"\n', "dataset: 'imagenet' is not allowed; choose one of: cifar10, cifar100"),
+        ('name = "x"\ndataset = "cifar10"\n', "experiments: missing"),
+        ('name = "x"\ndataset = "cifar10"\n[experiments.a]\ntitle = "t"\nreport = "depth"\nruns = ["resnet20", "resnet21"]\n',
+         "experiments.a.runs[1]: unknown variant 'resnet21'"),
+        ('name = "x"\ndataset = "cifar10"\n[experiments.a]\ntitle = "t"\nreport = "table9"\nruns = []\n',
+         "experiments.a.report: 'table9' is not allowed; choose one of: depth, shortcuts, tweaks, stems, bottleneck"),
+        ('name = "x"\ndataset = "cifar10"\n[experiments.a]\ntitle = "t"\nreport = "depth"\n', "experiments.a.runs: missing"),
+        ('name = "x"\ndataset = "cifar10"\n[experiments.a]\ntitle = "t"\nreport = "depth"\nruns = []\nseeds = 3\n',
+         "experiments.a.seeds: unknown key"),
+    ],
+)
+def test_bad_suite_files_name_the_key_or_line(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SuiteError) as error:
+        suites.load(path)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
+def test_unknown_suite_and_experiment(capsys):
+    with pytest.raises(SuiteError, match="unknown suite 'cifar11'; choose one of: cifar10"):
+        suites.load("cifar11")
+    with pytest.raises(SuiteError, match="unknown experiment 'deep' in --only; choose from: depth, shortcuts"):
+        suites.expand(suites.load("cifar10"), only=["deep"])
+    assert main(["suite", "cifar10", "--only", "deep"]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown experiment 'deep'")
+
+
+TINY_SUITE = """
+name = "tiny"
+dataset = "cifar10"
+
+[experiments.depth]
+title = "Depth"
+report = "depth"
+runs = ["cifar(depth=8)", "cifar(depth=8,shortcut=none)", "cifar(depth=14)"]
+"""
+
+
+def test_suite_runs_what_is_missing_goes_on_after_a_failure_and_then_does_nothing(tmp_path, tiny_cifar10,
+                                                                                  monkeypatch, capsys):
+    root, _ = tiny_cifar10
+    path = write(tmp_path, TINY_SUITE)
+    real_popen = subprocess.Popen
+
+    def popen(command, **kwargs):  # the depth-14 child crashes at once, as a broken run would
+        if "cifar(depth=14)" in command:
+            command = [sys.executable, "-c", "raise SystemExit(1)"]
+        return real_popen(command, **kwargs)
+
+    monkeypatch.setattr(suites.subprocess, "Popen", popen)
+    argv = ["suite", str(path), "--recipe", "smoke", "--data-dir", str(root), "--results-dir", str(tmp_path / "r"),
+            "--wandb", "disabled", "--device", "cpu"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "suite tiny: 3 runs, 0 already done, 3 to train" in out
+    assert "[3/3]" in out and "ETA" in out
+    assert "2 trained, 0 already done, 0 diverged, 1 failed" in out and "failed: cifar(depth=14) seed 0" in out
+    planned = suites.expand(suites.load(path), "smoke", 1.0)
+    statuses = [RunRecord(tmp_path / "r", run.run_id).status() for run in planned]
+    assert statuses == ["finished", "finished", None]
+    assert (tmp_path / "r" / "reports" / "tiny" / "depth.md").exists()
+
+    monkeypatch.undo()
+    finished = RunRecord(tmp_path / "r", planned[0].run_id).summary_path.stat().st_mtime_ns
+    main(argv)  # the failed run is tried again; the finished ones are not
+    out = capsys.readouterr().out
+    assert "3 runs, 2 already done, 1 to train" in out
+    assert RunRecord(tmp_path / "r", planned[0].run_id).summary_path.stat().st_mtime_ns == finished
+    assert main(argv) == 0
+    assert "3 runs, 3 already done, 0 to train" in capsys.readouterr().out
