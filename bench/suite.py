@@ -171,7 +171,7 @@ def devices_for(jobs: int, device: str) -> list[str]:
     """The --device of each job slot: round-robin over the visible GPUs when the device is auto/cuda."""
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return [f"cuda:{slot % torch.cuda.device_count()}" for slot in range(jobs)]
-    return [device] * jobs
+    return ["cpu" if device == "auto" else device] * jobs
 
 
 def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: float, data_dir: str,
@@ -189,9 +189,13 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: fl
           f"(recipe {recipe} x{scale:g}, {jobs} at a time)")
     if not todo:
         return result
+    # Once, here: a missing dataset is one clear error (or one download), not one per run or a race of jobs.
+    from .data import load as load_data
+
+    load_data(suite.dataset, data_dir)
     logs = Path(results_dir) / "suites" / suite.name / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    estimate = _CostEstimate(todo, suite.dataset)
+    estimate = _CostEstimate(todo)
     slots = devices_for(jobs, device)
     running: dict[int, tuple[subprocess.Popen, PlannedRun, float]] = {}
     queue = list(todo)
@@ -245,7 +249,7 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: fl
 class _CostEstimate:
     """ETA from measured speed: each run's work is its multiply-adds x images; speed is work per second so far."""
 
-    def __init__(self, runs: list[PlannedRun], dataset: str):
+    def __init__(self, runs: list[PlannedRun]):
         from .cost import measure
 
         self.work = {}

@@ -103,7 +103,7 @@ def test_figures_render_and_index_lists_pages(built):
 
 
 def test_report_without_matching_records_says_what_exists(tmp_path, built):
-    results = built.parents[1]
+    results = built.parents[2]
     out_dir = report.build(str(tmp_path / "synthetic.toml"), results_dir=results, recipe="smoke", scale=1.0,
                            wandb_mode="disabled")
     index = (out_dir / "index.md").read_text()

@@ -105,7 +105,7 @@ def test_suite_runs_what_is_missing_goes_on_after_a_failure_and_then_does_nothin
     planned = suites.expand(suites.load(path), "smoke", 1.0)
     statuses = [RunRecord(tmp_path / "r", run.run_id).status() for run in planned]
     assert statuses == ["finished", "finished", None]
-    assert (tmp_path / "r" / "reports" / "tiny" / "depth.md").exists()
+    assert (tmp_path / "r" / "reports" / "tiny" / "smoke-x1" / "depth.md").exists()
 
     monkeypatch.undo()
     finished = RunRecord(tmp_path / "r", planned[0].run_id).summary_path.stat().st_mtime_ns
@@ -115,3 +115,18 @@ def test_suite_runs_what_is_missing_goes_on_after_a_failure_and_then_does_nothin
     assert RunRecord(tmp_path / "r", planned[0].run_id).summary_path.stat().st_mtime_ns == finished
     assert main(argv) == 0
     assert "3 runs, 3 already done, 0 to train" in capsys.readouterr().out
+
+
+def test_missing_data_stops_the_suite_before_any_run(tmp_path, monkeypatch, capsys):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    path = write(tmp_path, TINY_SUITE)
+    assert main(["suite", str(path), "--recipe", "smoke", "--data-dir", str(tmp_path / "none"), "--results-dir",
+                 str(tmp_path / "r"), "--wandb", "disabled"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cifar10 not found: no folder {tmp_path / 'none' / 'cifar-10-batches-py'}")
+    assert not (tmp_path / "r" / "runs").exists()

@@ -1,6 +1,6 @@
 """Reports: the paper's tables and figures rebuilt from RESULTS/runs/*, beside the published figures.
 
-`build()` writes RESULTS/reports/<suite>/: `index.md`, one Markdown page per experiment, a CSV per table and
+`build()` writes RESULTS/reports/<suite>/<recipe>-x<scale>/: `index.md`, one Markdown page per experiment, a CSV per table and
 PNG figures, and mirrors the tables and figures to a W&B report run. Every page says how its figures were
 produced (recipe, scale, seeds, device, dataset, dates) and which runs are missing, diverged or failed.
 """
@@ -26,7 +26,8 @@ def build(suite_name: str, results_dir: str | Path = "results", recipe: str = "p
     suite = suites.load(suite_name)
     planned = suites.expand(suite, recipe, scale, seeds, only, expensive)
     runs = load_runs(results_dir, planned)
-    out_dir = Path(results_dir) / "reports" / suite.name
+    # One folder per recipe and scale, so that a quick look never overwrites a full run's report.
+    out_dir = Path(results_dir) / "reports" / suite.name / f"{recipe}-x{scale:g}"
     out_dir.mkdir(parents=True, exist_ok=True)
     num_classes = DATASETS[suite.dataset].num_classes
     pages = []
