@@ -6,13 +6,14 @@
 #   ./run_all.sh cifar10 [OPTIONS]      run the CIFAR-10 suite, then build its reports (--help: options)
 #   ./run_all.sh setup                  only create/refresh the environment
 set -euo pipefail
-cd "$(dirname "$0")"
-
-VENV=.venv
+# Paths the user gives (--data-dir, --results-dir) stay relative to where they ran this script;
+# only the environment lives in the repository.
+REPO=$(cd "$(dirname "$0")" && pwd)
+VENV="$REPO/.venv"
 STAMP="$VENV/.installed-from"
 
 usage() {
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,7p' "$REPO/run_all.sh" | sed 's/^# \{0,1\}//'
 }
 
 find_python() {
@@ -37,11 +38,11 @@ setup() {
         "$python" -m venv "$VENV"
     fi
     local wanted
-    wanted=$(sha256sum <pyproject.toml | cut -d" " -f1)
+    wanted=$(sha256sum <"$REPO/pyproject.toml" | cut -d" " -f1)
     if [ "$(cat "$STAMP" 2>/dev/null)" != "$wanted" ]; then
         echo "installing resnet-bench and its dependencies into $VENV (first time: a few minutes)"
         local status=0
-        "$VENV/bin/python" -m pip install --quiet --editable ".[dev]" >"$VENV/pip.log" 2>&1 || status=$?
+        "$VENV/bin/python" -m pip install --quiet --editable "$REPO[dev]" >"$VENV/pip.log" 2>&1 || status=$?
         # The local package mirrors name folders they lack; those notes are noise, anything else is shown.
         grep -v "is ignored: it is neither a file nor a directory" "$VENV/pip.log" || true
         if [ "$status" -ne 0 ]; then
@@ -57,6 +58,7 @@ command=${1:-}
 case "$command" in
     test)
         setup
+        cd "$REPO"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     setup)

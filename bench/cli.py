@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import variants
 
@@ -89,7 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     selection.add_argument("--recipe", default="paper", choices=sorted(recipes.RECIPES), help="(default: paper)")
     selection.add_argument("--scale", type=float, default=1.0, metavar="F", help="schedule scale (default: 1)")
     selection.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 of every run (default: 1)")
-    selection.add_argument("--only", metavar="EXPERIMENT[,EXPERIMENT]", help="only these experiments of the suite")
     selection.add_argument("--expensive", action="store_true", help="also the runs a suite marks expensive (resnet1202)")
     selection.add_argument("--results-dir", default="results", metavar="DIR", help="(default: results)")
     selection.add_argument("--wandb", choices=["online", "offline", "disabled"],
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "suite continues where it stopped), then build the reports. One failed run is recorded "
                     "and the suite goes on; the exit status is 1 when any run failed.",
     )
+    suite_parser.add_argument("--only", metavar="EXPERIMENT[,EXPERIMENT]",
+                              help="train only these experiments (the reports still cover the whole suite)")
     suite_parser.add_argument("--data-dir", default="data", metavar="DIR", help="(default: ./data)")
     suite_parser.add_argument("--jobs", type=int, metavar="N",
                               help="trainings at once (default: one per visible GPU, 1 on CPU)")
@@ -161,22 +163,27 @@ def run_measure(args: argparse.Namespace) -> int:
 
 
 def _only(args: argparse.Namespace) -> list[str] | None:
-    return [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    if args.only is None:
+        return None
+    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    if not names:
+        raise UserError(f"--only {args.only!r} names no experiment")
+    return names
 
 
 def _build_report(args: argparse.Namespace) -> None:
     out_dir = report.build(args.suite, results_dir=args.results_dir, recipe=args.recipe, scale=args.scale,
-                           seeds=args.seeds, only=_only(args), expensive=args.expensive, wandb_mode=args.wandb)
+                           seeds=args.seeds, expensive=args.expensive, wandb_mode=args.wandb)
     print(f"reports: {out_dir / 'index.md'}")
 
 
 def run_suite(args: argparse.Namespace) -> int:
     suite = suites.load(args.suite)
     planned = suites.expand(suite, args.recipe, args.scale, args.seeds, _only(args), args.expensive)
-    jobs = args.jobs if args.jobs is not None else suites.default_jobs()
+    train.resolve_device(args.device)
+    jobs = args.jobs if args.jobs is not None else suites.default_jobs(args.device)
     if jobs < 1:
         raise UserError(f"--jobs {jobs} is not allowed: it must be at least 1")
-    train.resolve_device(args.device)
     try:
         result = suites.run_suite(
             suite, planned, recipe=args.recipe, scale=args.scale, data_dir=args.data_dir,
@@ -186,12 +193,18 @@ def run_suite(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to continue where the suite stopped", file=sys.stderr)
         return 130
-    _build_report(args)
     print(f"suite {suite.name}: {len(result.finished)} trained, {len(result.skipped)} already done, "
-          f"{len(result.diverged)} diverged, {len(result.failed)} failed")
+          f"{len(result.diverged)} diverged (a result, not a failure), {len(result.failed)} failed")
     for label, runs in (("diverged", result.diverged), ("failed", result.failed)):
         for planned_run in runs:
-            print(f"  {label}: {planned_run.spec} seed {planned_run.seed} (results/runs/{planned_run.run_id})")
+            where = Path(args.results_dir) / "runs" / planned_run.run_id
+            print(f"  {label}: {planned_run.spec} seed {planned_run.seed} ({where})")
+    try:
+        _build_report(args)
+    except Exception as error:  # the runs are recorded; a report can be rebuilt with `python -m bench report`
+        print(f"error: building the reports failed ({type(error).__name__}: {error}); the runs are recorded, "
+              f"retry with: python -m bench report {args.suite} ...", file=sys.stderr)
+        return 1
     return 1 if result.failed else 0
 
 

@@ -10,7 +10,9 @@ recorded and the suite goes on.
 
 from __future__ import annotations
 
+import datetime
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -155,16 +157,22 @@ def expand(suite: Suite, recipe: str = "paper", scale: float = 1.0, seeds: int =
 
 # ---- scheduling ----------------------------------------------------------------------------------------------
 
+PROGRESS_EVERY = 60.0  # seconds between progress lines about the runs in flight
+
+
 @dataclass
 class SuiteResult:
     finished: list[PlannedRun] = field(default_factory=list)
-    skipped: list[PlannedRun] = field(default_factory=list)
-    diverged: list[PlannedRun] = field(default_factory=list)
+    skipped: list[PlannedRun] = field(default_factory=list)  # already finished or diverged before this call
+    diverged: list[PlannedRun] = field(default_factory=list)  # by this call or before
     failed: list[PlannedRun] = field(default_factory=list)
 
 
-def default_jobs() -> int:
-    return max(1, torch.cuda.device_count())
+def default_jobs(device: str) -> int:
+    """One training per visible GPU when training on CUDA; one on CPU (a run already uses every core)."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 1
 
 
 def devices_for(jobs: int, device: str) -> list[str]:
@@ -181,8 +189,11 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: fl
     result = SuiteResult()
     todo = []
     for run in planned:
-        if records.RunRecord(results_dir, run.run_id).status() in records.DONE:
+        status = records.RunRecord(results_dir, run.run_id).status()
+        if status in records.DONE:
             result.skipped.append(run)
+            if status == "diverged":
+                result.diverged.append(run)
         else:
             todo.append(run)
     print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train "
@@ -190,17 +201,20 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: fl
     if not todo:
         return result
     # Once, here: a missing dataset is one clear error (or one download), not one per run or a race of jobs.
-    from .data import load as load_data
+    from .data import DATASETS, load as load_data
 
     load_data(suite.dataset, data_dir)
     logs = Path(results_dir) / "suites" / suite.name / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    estimate = _CostEstimate(todo)
+    estimate = _CostEstimate(todo, DATASETS[suite.dataset].num_classes)
     slots = devices_for(jobs, device)
+    environment = dict(os.environ)
+    if slots[0] == "cpu" and jobs > 1:  # N trainings on one CPU share its cores instead of each taking all
+        environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     running: dict[int, tuple[subprocess.Popen, PlannedRun, float]] = {}
     queue = list(todo)
     done = 0
-    suite_start = time.perf_counter()
+    suite_start = last_progress = time.monotonic()
     try:
         while queue or running:
             for slot, slot_device in enumerate(slots):
@@ -212,10 +226,10 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: fl
                            str(data_dir), "--results-dir", str(results_dir), "--device", slot_device, *extra_args]
                 if wandb_mode:
                     command += ["--wandb", wandb_mode]
-                log = open(logs / f"{run.run_id}.log", "w")
-                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-                log.close()
-                running[slot] = (process, run, time.perf_counter())
+                with open(logs / f"{run.run_id}.log", "a") as log:  # a retry keeps the failed attempt's log
+                    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, env=environment)
+                running[slot] = (process, run, time.monotonic())
                 print(f"[{done}/{len(todo)}] start {run.spec} seed {run.seed} on {slot_device} "
                       f"({', '.join(run.experiments)})", flush=True)
             time.sleep(0.2)
@@ -225,10 +239,8 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: fl
                     continue
                 del running[slot]
                 done += 1
-                seconds = time.perf_counter() - started
-                status = records.RunRecord(results_dir, run.run_id).status() or "failed"
-                if process.returncode not in (0, 3) and status not in ("diverged", "failed"):
-                    status = "failed"  # the child died before it could record why (see its log)
+                seconds = time.monotonic() - started
+                status = _settle(results_dir, run, process.returncode, logs)
                 {"finished": result.finished, "diverged": result.diverged}.get(status, result.failed).append(run)
                 estimate.record(run, seconds)
                 summary = records.RunRecord(results_dir, run.run_id).summary() or {}
@@ -236,26 +248,71 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: fl
                     f"see {logs / (run.run_id + '.log')}"
                 eta = estimate.remaining(queue + [r for _, r, _ in running.values()], jobs)
                 print(f"[{done}/{len(todo)}] {status} {run.spec} seed {run.seed} in {seconds:.0f} s ({detail}); "
-                      f"elapsed {_minutes(time.perf_counter() - suite_start)}, ETA {eta}", flush=True)
-    except KeyboardInterrupt:
-        for process, _, _ in running.values():
-            process.terminate()
-        for process, _, _ in running.values():
-            process.wait()
-        raise
+                      f"elapsed {_minutes(time.monotonic() - suite_start)}, ETA {eta}", flush=True)
+            if running and time.monotonic() - last_progress >= PROGRESS_EVERY:
+                last_progress = time.monotonic()
+                for process, run, started in running.values():
+                    print(f"    {_progress_line(results_dir, run, time.monotonic() - started)}", flush=True)
+    finally:
+        _stop([process for process, _, _ in running.values()])
     return result
 
 
-class _CostEstimate:
-    """ETA from measured speed: each run's work is its multiply-adds x images; speed is work per second so far."""
+def _settle(results_dir, run: PlannedRun, returncode: int, logs: Path) -> str:
+    """The status a finished child left; a child that died before recording anything is recorded as failed."""
+    record = records.RunRecord(results_dir, run.run_id)
+    status = record.status()
+    if status is None:
+        record.write_summary({
+            "status": "failed", "run_id": run.run_id, "spec": run.spec, "seed": run.seed,
+            "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "reason": f"the training process exited with status {returncode} before recording anything; "
+                      f"see {logs / (run.run_id + '.log')}",
+        })
+        return "failed"
+    if status in ("running", "interrupted") or (returncode not in (0, 3) and status != "diverged"):
+        return "failed"
+    return status
 
-    def __init__(self, runs: list[PlannedRun]):
+
+def _progress_line(results_dir, run: PlannedRun, seconds: float) -> str:
+    rows = records.RunRecord(results_dir, run.run_id).metrics()
+    config = records.read_json(records.RunRecord(results_dir, run.run_id).config_path) or {}
+    total = (config.get("recipe") or {}).get("iterations")
+    if not rows or not total:
+        return f"{run.spec} seed {run.seed}: starting ({seconds:.0f} s)"
+    last = rows[-1]
+    return (f"{run.spec} seed {run.seed}: iteration {last['iteration']:,}/{total:,}, train error "
+            f"{last['train/error']:.1f}% ({seconds / 60:.1f} min so far)")
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    """On Ctrl-C or any error: let each child record `interrupted`, then make sure none outlives the suite."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class _CostEstimate:
+    """ETA from measured speed: each run's work is its multiply-adds; speed is work per second so far."""
+
+    def __init__(self, runs: list[PlannedRun], num_classes: int):
         from .cost import measure
 
         self.work = {}
         for run in runs:
             if run.spec not in self.work:
-                self.work[run.spec] = measure(run.spec, image_size=32, num_classes=10).macs
+                self.work[run.spec] = measure(run.spec, image_size=32, num_classes=num_classes).macs
         self.done_work = 0.0
         self.done_seconds = 0.0
 

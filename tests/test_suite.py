@@ -95,16 +95,23 @@ def test_suite_runs_what_is_missing_goes_on_after_a_failure_and_then_does_nothin
         return real_popen(command, **kwargs)
 
     monkeypatch.setattr(suites.subprocess, "Popen", popen)
+    monkeypatch.setattr(suites, "PROGRESS_EVERY", 0.0)  # a progress line on every poll
     argv = ["suite", str(path), "--recipe", "smoke", "--data-dir", str(root), "--results-dir", str(tmp_path / "r"),
             "--wandb", "disabled", "--device", "cpu"]
     assert main(argv) == 1
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "suite tiny: 3 runs, 0 already done, 3 to train" in out
-    assert "[3/3]" in out and "ETA" in out
-    assert "2 trained, 0 already done, 0 diverged, 1 failed" in out and "failed: cifar(depth=14) seed 0" in out
+    assert captured.err == ""
+    assert "[0/3] start cifar(depth=8) seed 0 on cpu (depth)" in out
+    assert "[1/3] finished cifar(depth=8) seed 0 in " in out and "ETA " in out
+    assert "    cifar(depth=8) seed 0: " in out  # progress of the run in flight (starting, then iterations)
+    assert "2 trained, 0 already done, 0 diverged (a result, not a failure), 1 failed" in out
+    assert "failed: cifar(depth=14) seed 0" in out
     planned = suites.expand(suites.load(path), "smoke", 1.0)
     statuses = [RunRecord(tmp_path / "r", run.run_id).status() for run in planned]
-    assert statuses == ["finished", "finished", None]
+    assert statuses == ["finished", "finished", "failed"]  # the child died silently: the suite recorded it
+    assert "exited with status 1 before recording anything" in RunRecord(tmp_path / "r", planned[2].run_id).summary()["reason"]
     assert (tmp_path / "r" / "reports" / "tiny" / "smoke-x1" / "depth.md").exists()
 
     monkeypatch.undo()

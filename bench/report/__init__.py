@@ -21,23 +21,24 @@ from .runs import aggregate, load_curves, load_runs
 
 
 def build(suite_name: str, results_dir: str | Path = "results", recipe: str = "paper", scale: float = 1.0,
-          seeds: int = 1, only: list[str] | None = None, expensive: bool = False,
-          wandb_mode: str | None = None) -> Path:
+          seeds: int = 1, expensive: bool = False, wandb_mode: str | None = None) -> Path:
+    """Every experiment of the suite, whatever subset was trained: untrained runs show as missing."""
     suite = suites.load(suite_name)
-    planned = suites.expand(suite, recipe, scale, seeds, only, expensive)
+    planned = suites.expand(suite, recipe, scale, seeds, expensive=expensive)
     runs = load_runs(results_dir, planned)
     # One folder per recipe and scale, so that a quick look never overwrites a full run's report.
     out_dir = Path(results_dir) / "reports" / suite.name / f"{recipe}-x{scale:g}"
     out_dir.mkdir(parents=True, exist_ok=True)
     num_classes = DATASETS[suite.dataset].num_classes
     pages = []
-    for key in only or list(suite.experiments):
+    for key in suite.experiments:
         experiment = suite.experiments[key]
         part = runs[runs.experiments.str.split(",").map(lambda names, key=key: key in names)] if len(runs) else runs
         summary = aggregate(part, num_classes) if len(part) else pd.DataFrame()
-        curves = load_curves(results_dir, part[part.status != "missing"]) if len(part) else pd.DataFrame()
+        # Curves of finished runs only, like the tables: a diverged or half-done run would bend the means.
+        curves = load_curves(results_dir, part[part.status == "finished"]) if len(part) else pd.DataFrame()
         page = BUILDERS[experiment.report](experiment, summary, curves, out_dir)
-        provenance = _provenance(part, suite, recipe, scale, seeds)
+        provenance = _provenance(part, experiment, suite, recipe, scale, seeds)
         _write_page(page, provenance, out_dir)
         pages.append((page, part))
     _write_index(pages, suite, recipe, scale, seeds, runs, out_dir, results_dir)
@@ -51,7 +52,7 @@ def build(suite_name: str, results_dir: str | Path = "results", recipe: str = "p
 def markdown_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_no rows_\n"
-    cells = frame.astype(str).apply(lambda column: column.str.replace("|", "\\|", regex=False))
+    cells = frame.fillna("").astype(str).apply(lambda column: column.str.replace("|", "\\|", regex=False))
     lines = ["| " + " | ".join(frame.columns) + " |", "| " + " | ".join("---" for _ in frame.columns) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines) + "\n"
@@ -61,13 +62,17 @@ def _seeds(seeds: int) -> str:
     return "seed 0" if seeds == 1 else f"seeds 0..{seeds - 1}"
 
 
-def _provenance(part: pd.DataFrame, suite, recipe: str, scale: float, seeds: int) -> list[str]:
+def _provenance(part: pd.DataFrame, experiment, suite, recipe: str, scale: float, seeds: int) -> list[str]:
     if part.empty:
+        if experiment.runs or experiment.expensive:
+            return ["No runs of this experiment are planned (its runs are marked expensive: use --expensive)."]
         return ["This experiment trains nothing: its figures are computed from the models themselves."]
     present = part[part.status != "missing"]
     iterations = present.iterations_planned.dropna().unique()
-    devices = ", ".join(sorted({f"{d} ({p})" for d, p in zip(present.device, present.precision) if d})) or "-"
-    dates = sorted(d for d in present.updated_at if d)
+    # Records the suite wrote for children that died early have no config: skip their empty fields.
+    devices = ", ".join(sorted({f"{d} ({p})" for d, p in zip(present.device, present.precision)
+                                if isinstance(d, str)})) or "-"
+    dates = sorted(d for d in present.updated_at if isinstance(d, str))
     lines = [
         f"Produced from {len(part)} planned runs of suite `{suite.name}` on {suite.dataset}: recipe `{recipe}` "
         f"x{scale:g}" + (f" ({int(iterations[0]):,} iterations)" if len(iterations) == 1 else "")
@@ -117,7 +122,8 @@ def _other_records_hint(results_dir, recipe: str, scale: float) -> str:
     found: dict[str, int] = {}
     for config_path in sorted(Path(results_dir, "runs").glob("*/config.json")):
         config = records.read_json(config_path) or {}
-        key = f"--recipe {config.get('recipe', {}).get('name')} --scale {config.get('recipe', {}).get('scale'):g}"
+        recipe_config = config.get("recipe") or {}
+        key = f"--recipe {recipe_config.get('name')} --scale {recipe_config.get('scale')}"
         found[key] = found.get(key, 0) + 1
     if not found:
         return f"No run records at all under `{Path(results_dir) / 'runs'}` yet."

@@ -60,8 +60,10 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
         plain = next((r for r in specs.values() if r["depth"] == depth and r["plain"]), None)
         published = paper[paper.depth == depth].set_index("source")
 
-        def ref(source: str):
-            return float(published.loc[source, "test_error"]) if source in published.index else None
+        def ref(source: str, column: str = "test_error"):
+            if source not in published.index or pd.isna(published.loc[source, column]):
+                return None
+            return float(published.loc[source, column])
 
         resnet_mean = residual["test_error_mean"] if residual else None
         plain_mean = plain["test_error_mean"] if plain else None
@@ -83,11 +85,16 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
             "params (paper)": f"{paper_params / 1e6:.2f}M" if paper_params is not None and not pd.isna(paper_params) else "",
             "plain error % (ours)": error_cell(plain),
             "ResNet error % (ours)": error_cell(residual),
-            "ResNet error % (paper)": _fmt(ref("He et al. 2015 Table 6")),
+            "ResNet error % (paper)": _fmt(ref("He et al. 2015 Table 6")) + (
+                f" ± {ref('He et al. 2015 Table 6', 'test_error_std'):.2f}"
+                if ref("He et al. 2015 Table 6", "test_error_std") is not None else ""),
             "akamaster (option A, 200 ep.)": _fmt(ref("akamaster/pytorch_resnet_cifar10")),
             "chenyaofo (proj., cosine)": _fmt(ref("chenyaofo/pytorch-cifar-models")),
             "residual gain (plain − ResNet, points)": _fmt(gain),
         })
+    if not rows:
+        page.notes.append("No CIFAR nets are planned in this experiment (expensive runs need --expensive).")
+        return page
     page.tables.append(Table("table6_depth", "Table 6 analog: CIFAR-10 test error (%) by depth",
                              pd.DataFrame(rows), pd.DataFrame(shown)))
     page.notes.append(
@@ -169,7 +176,7 @@ def stems_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page
     rows, shown = _variant_rows(experiment, _by_spec(summary))
     for row, cells in zip(rows, shown):
         cells["block"] = row["block"]
-        cells["stem"] = {"7x7": "7x7 conv", "deep": "3x 3x3 convs (deep)"}[row["stem"]]
+        cells["stem"] = {"7x7": "7x7 conv", "deep": "3x 3x3 convs (deep)"}.get(row["stem"], row["stem"])
     page.tables.append(Table("stems", "7x7 vs deep stem on CIFAR-10", pd.DataFrame(rows),
                              _reorder(pd.DataFrame(shown), ["spec", "block", "stem"])))
     page.notes.append(
@@ -203,9 +210,12 @@ def bottleneck_page(experiment, summary, curves, out_dir: Path) -> Page:
 
     from variants.layers import BasicBlock, Bottleneck
 
+    fig5 = reference("fig5_block_cost").set_index("block")
     blocks = [
-        ("basic block on 64-d (two 3x3, 64)", BasicBlock(64, 64, stride=1, shortcut="B"), 64, 73_728),
-        ("bottleneck on 256-d (1x1 64, 3x3 64, 1x1 256), identity shortcut", Bottleneck(256, 64, 1, "B"), 256, 69_632),
+        ("basic block on 64-d (two 3x3, 64)", BasicBlock(64, 64, stride=1, shortcut="B"), 64,
+         int(fig5.loc["basic", "weights"])),
+        ("bottleneck on 256-d (1x1 64, 3x3 64, 1x1 256), identity shortcut", Bottleneck(256, 64, 1, "B"), 256,
+         int(fig5.loc["bottleneck", "weights"])),
         ("bottleneck on 256-d, projection shortcut (option C)", Bottleneck(256, 64, 1, "C"), 256, None),
     ]
     block_rows, block_shown = [], []
@@ -225,7 +235,7 @@ def bottleneck_page(experiment, summary, curves, out_dir: Path) -> Page:
         "the residual adds and pooling and ignores ReLU, so all columns leave those out. torchvision's and "
         "timm's ResNet-50/101/152 stride in the 3x3 (ResNet-B): their published 4.1/7.8/11.6 GFLOPs are our "
         "ResNet-B column. Two 3x3 convs at 256-d would have 1,179,648 weights: the bottleneck does the work "
-        "of a 256-d block at the cost of a 64-d one."
+        "of a 256-d block at the cost of a 64-d one (the paper's weight counts: results/reference/fig5_block_cost.csv)."
     )
     return page
 

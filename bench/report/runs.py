@@ -73,7 +73,8 @@ def aggregate(runs: pd.DataFrame, num_classes: int) -> pd.DataFrame:
             "seeds": len(group),
             "finished": len(finished),
             "diverged": int((group.status == "diverged").sum()),
-            "failed": int(group.status.isin(["failed", "interrupted", "running"]).sum()),
+            "failed": int((group.status == "failed").sum()),
+            "unfinished": int(group.status.isin(["interrupted", "running"]).sum()),
             "missing": int((group.status == "missing").sum()),
             "test_error_mean": errors.mean() if len(errors) else None,
             "test_error_std": errors.std(ddof=1) if len(errors) > 1 else None,
@@ -95,7 +96,7 @@ def error_cell(row) -> str:
     """The paper's style: '6.61 ± 0.16' over seeds, a bare value for one seed, and what is not there."""
     if row is None:
         return "not in suite"
-    notes = [f"{row[key]} {key}" for key in ("diverged", "failed", "missing") if row[key]]
+    notes = [f"{row[key]} {key}" for key in ("diverged", "failed", "unfinished", "missing") if row[key]]
     if row["finished"] == 0:
         return ", ".join(notes) or "missing"
     value = f"{row['test_error_mean']:.2f}"
