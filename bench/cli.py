@@ -12,7 +12,7 @@ from pathlib import Path
 
 import variants
 
-from . import cost, data, report, train
+from . import cost, data, perf, report, standard, train
 from . import suite as suites
 from .errors import UserError
 from . import recipe as recipes
@@ -78,10 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--wandb", choices=["online", "offline", "disabled"],
                               help="W&B mode (default: online when an API key is configured, else offline)")
     train_parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:I")
-    train_parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"],
-                              help="bf16 autocast (default) or plain fp32")
+    train_parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                              help="bf16 autocast, plain fp32, or auto (default): bf16 on GPUs that support it and "
+                                   "CPUs with AMX, fp32 elsewhere")
     train_parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW tensors (default: channels_last)")
-    train_parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train_parser.add_argument("--compile", default="auto", choices=train.Execution.COMPILE_MODES,
+                              help="torch.compile mode, or auto (default): reduce-overhead (CUDA graphs) on CUDA, "
+                                   "off on the CPU")
     train_parser.add_argument("--force", action="store_true", help="discard an existing record of this run and train again")
     train_parser.set_defaults(run=run_train)
 
@@ -108,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     suite_parser.add_argument("--jobs", type=int, metavar="N",
                               help="trainings at once (default: one per visible GPU, 1 on CPU)")
     suite_parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I (default: auto)")
-    suite_parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="(default: bf16)")
+    suite_parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                              help="as for train (default: auto)")
+    suite_parser.add_argument("--compile", default="auto", choices=train.Execution.COMPILE_MODES,
+                              help="as for train (default: auto)")
     suite_parser.set_defaults(run=run_suite)
 
     report_parser = commands.add_parser(
@@ -116,6 +122,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the Markdown/CSV/PNG reports of a suite from RESULTS/runs (and mirror them to W&B)",
     )
     report_parser.set_defaults(run=run_report)
+
+    perf_parser = commands.add_parser(
+        "perf", help="training speed of the suite (B) against the standard PyTorch recipe (A), side by side",
+        description="Measure, in one process and alternating A B A B, training / data-pipeline / inference "
+                    "images/s and peak memory of the standard recipe (A: PIL + torchvision transforms + "
+                    "DataLoader workers, fp32 NCHW eager) and of the suite's own training path (B), the cost of "
+                    "W&B offline logging, and B's step time against depth and batch size. Writes perf.csv, "
+                    "perf.md and scaling.png to OUT.",
+    )
+    perf_parser.add_argument("specs", nargs="*", default=["resnet20"], metavar="SPEC",
+                             help="variants to compare (default: resnet20)")
+    perf_parser.add_argument("--dataset", default="cifar10", choices=sorted(data.DATASETS), help="(default: cifar10)")
+    perf_parser.add_argument("--data-dir", default="data", metavar="DIR", help="folder holding the dataset (default: ./data)")
+    perf_parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I (default: auto)")
+    perf_parser.add_argument("--iters", type=int, metavar="N",
+                             help="timed training iterations per measurement (default: 30 on CPU, 200 on CUDA)")
+    perf_parser.add_argument("--warmup", type=int, metavar="N", help="untimed iterations first (default: 3 on CPU, 20 on CUDA)")
+    perf_parser.add_argument("--repeats", type=int, default=3, metavar="K", help="median of K measurements (default: 3)")
+    perf_parser.add_argument("--batch-size", type=int, default=128, metavar="B", help="(default: 128, the paper's)")
+    perf_parser.add_argument("--workers", type=int, metavar="N",
+                             help="A's DataLoader worker processes (default: one per usable core)")
+    perf_parser.add_argument("--depths", nargs="*", default=list(perf.DEPTHS), metavar="SPEC",
+                             help="specs for step time against depth (default: resnet/plain 20-110; none: skip)")
+    perf_parser.add_argument("--batch-sizes", nargs="*", type=int, default=list(perf.BATCH_SIZES), metavar="B",
+                             help="batch sizes for step time against batch size (default: 64 128 256 512 1024)")
+    perf_parser.add_argument("--no-wandb", action="store_true", help="skip the W&B logging-cost measurement")
+    perf_parser.add_argument("--out", metavar="DIR", help="output folder (default: results/perf/<cpu|cuda>)")
+    perf_parser.set_defaults(run=run_perf)
     return parser
 
 
@@ -188,7 +222,7 @@ def run_suite(args: argparse.Namespace) -> int:
         result = suites.run_suite(
             suite, planned, recipe=args.recipe, scale=args.scale, data_dir=args.data_dir,
             results_dir=args.results_dir, jobs=jobs, device=args.device, wandb_mode=args.wandb,
-            extra_args=("--precision", args.precision),
+            extra_args=("--precision", args.precision, "--compile", args.compile),
         )
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to continue where the suite stopped", file=sys.stderr)
@@ -234,8 +268,27 @@ def run_train(args: argparse.Namespace) -> int:
     return EXIT_FOR_STATUS[outcome.status]
 
 
+def run_perf(args: argparse.Namespace) -> int:
+    device = train.resolve_device(args.device)
+    cuda = device.type == "cuda"
+    settings = perf.Settings(
+        specs=args.specs, dataset=args.dataset, data_dir=args.data_dir, device=device,
+        iters=args.iters if args.iters is not None else (200 if cuda else 30), warmup=args.warmup if args.warmup is not None else (20 if cuda else 3),
+        repeats=args.repeats, batch_size=args.batch_size,
+        workers=args.workers if args.workers is not None else standard.default_workers(),
+        depths=tuple(args.depths), batch_sizes=tuple(args.batch_sizes), wandb=not args.no_wandb,
+        out=Path(args.out or f"results/perf/{device.type}"), command="python -m bench " + " ".join(args.argv),
+    )
+    report = perf.run(settings)
+    print("\n" + report.read_text())
+    print(f"written: {report}, {report.with_name('perf.csv')}" +
+          (f", {report.with_name('scaling.png')}" if settings.depths or settings.batch_sizes else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.run(args)
     except (variants.SpecError, UserError) as error:

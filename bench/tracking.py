@@ -16,6 +16,7 @@ from __future__ import annotations
 import netrc
 import os
 import sys
+import time
 from pathlib import Path
 
 from .errors import UserError
@@ -46,6 +47,7 @@ class Tracker:
         self.mode = mode
         self.wandb_id = wandb_id
         self.run = None
+        self.log_seconds = 0.0  # time the training loop spent inside W&B's log calls
         if mode == "disabled":
             return
         try:
@@ -71,11 +73,13 @@ class Tracker:
     def log(self, metrics: dict, step: int) -> None:
         if self.run is None:
             return
+        started = time.perf_counter()
         try:
             self.run.log(metrics, step=step)
         except Exception as error:
             warn(f"W&B logging failed ({type(error).__name__}: {error}); no more W&B logging for this run")
             self.run = None
+        self.log_seconds += time.perf_counter() - started
 
     def finish(self, summary: dict, failed: bool) -> None:
         if self.run is None:

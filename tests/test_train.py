@@ -44,7 +44,8 @@ def test_smoke_run_writes_complete_records(tmp_path, tiny_cifar10):
                                  "stride_in": None, "shortcut": "A", "zero_init": False, "tweak": "none", "plain": False}
     assert config["recipe"] == json.loads(json.dumps(recipes.RECIPES["smoke"].to_dict()))
     assert config["dataset"]["train_size"] == 200 and config["dataset"]["test_size"] == 100
-    assert config["execution"]["device"] == "cpu" and config["execution"]["precision"] == "bf16"
+    assert config["execution"]["device"] == "cpu"
+    assert config["execution"]["precision"] == train.Execution(torch.device("cpu")).resolved().precision
     assert set(config["versions"]) >= {"python", "torch", "torchvision", "timm", "wandb"}
     assert "git_commit" in config
 
@@ -261,6 +262,23 @@ def test_corrupt_data_is_named_by_the_cli(tmp_path, tiny_cifar10, capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+@pytest.mark.parametrize("amx, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_on_cpu_is_bf16_only_with_amx(monkeypatch, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert train.Execution(torch.device("cpu")).resolved().precision == expected
+    assert train.Execution(torch.device("cpu"), precision="fp32").resolved().precision == "fp32"
+    assert train.Execution(torch.device("cpu"), precision="bf16").resolved().precision == "bf16"
+
+
+def test_auto_compile_is_cuda_graphs_on_cuda_and_off_on_cpu():
+    # fp32 keeps resolved() from asking a CUDA runtime this machine may not have
+    assert train.Execution(torch.device("cuda"), precision="fp32").resolved().compile == "reduce-overhead"
+    assert train.Execution(torch.device("cpu")).resolved().compile == "off"
+    assert train.Execution(torch.device("cpu"), compile="default").resolved().compile == "default"
+    with pytest.raises(UserError, match="compile fast is not allowed; choose one of: auto, off, default"):
+        train.Execution(torch.device("cpu"), compile="fast").resolved()
+
+
 def test_cuda_requested_without_cuda(capsys):
     assert main(["train", TINY_NET, "--device", "cuda"]) == 2
     assert "CUDA is not available on this machine" in capsys.readouterr().err

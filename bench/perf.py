@@ -1,0 +1,527 @@
+"""How fast the suite trains, measured side by side with the standard PyTorch recipe (`python -m bench perf`).
+
+A is the standard recipe (`bench.standard`: PIL images, torchvision transforms, a DataLoader with worker
+processes, fp32 NCHW eager, `.item()` every step). B is the suite's own path: the runner's `TrainingPath`
+with the runner's default execution (device-resident data and batched augmentation, channels_last, bf16
+where the hardware runs it faster, CUDA graphs through torch.compile on CUDA). Both train the same freshly initialised model with the same batch size
+and SGD settings. Measurements alternate A, B, A, B, ... within one process so that machine drift hits both
+alike; each figure is the median of `repeats`.
+
+Per spec: training images/s, data-pipeline images/s (batches ready on the device, no model), inference
+images/s (A at its loader's batch size, B at the runner's evaluation batch), and peak memory. Then the cost
+of W&B logging, measured on the full runner (`train.run`) with W&B offline against disabled, and how B's step
+time grows with depth and with batch size. Everything lands in OUT/perf.csv, OUT/perf.md and
+OUT/scaling.png, the Markdown naming machine, device, versions and the command.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+import variants
+
+from . import data as cifar
+from . import standard, train
+from .errors import UserError
+from .recipe import RECIPES, Recipe
+
+DEPTHS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+          "plain20", "plain32", "plain44", "plain56", "plain110")
+BATCH_SIZES = (64, 128, 256, 512, 1024)
+WANDB_LOG_EVERY = 10  # ten times the paper recipe's rate, so that the measured cost is an upper bound
+
+
+@dataclass
+class Settings:
+    specs: list[str]
+    dataset: str = "cifar10"
+    data_dir: str = "data"
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    iters: int = 30
+    warmup: int = 3
+    repeats: int = 3
+    batch_size: int = 128
+    workers: int = 2
+    depths: tuple[str, ...] = DEPTHS
+    batch_sizes: tuple[int, ...] = BATCH_SIZES
+    scaling_steps: int = 3
+    wandb: bool = True
+    threads: int = field(default_factory=torch.get_num_threads)
+    out: Path = Path("results/perf")
+    command: str = ""
+
+    def validate(self) -> None:
+        for name in ("iters", "repeats", "batch_size", "scaling_steps"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)} is not allowed: it must be at least 1")
+        if self.warmup < 0 or self.workers < 0:
+            raise UserError("--warmup and --workers must be 0 or more")
+        if any(size < 1 for size in self.batch_sizes):
+            raise UserError(f"--batch-sizes {list(self.batch_sizes)}: every batch size must be at least 1")
+        for spec in [*self.specs, *self.depths]:
+            variants.parse(spec)  # a bad spec fails here, before anything is measured
+
+
+@dataclass
+class Row:
+    """One measurement: `value` in `unit` for pipeline A (standard) or B (suite)."""
+
+    spec: str
+    metric: str
+    pipeline: str
+    repeat: int
+    value: float
+    unit: str
+    batch_size: int
+
+
+# ---- measuring --------------------------------------------------------------------------------------------
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Peak memory of one measured phase, in MB. CUDA: the caching allocator's peak of allocated bytes
+    (reset at the start). CPU: the highest sampled (this process's RSS + its worker processes' unique
+    memory), less this process's RSS at the start, i.e. what the phase added (see _fresh_process_peak_memory)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.mb = float("nan")
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        import psutil
+
+        self._process = psutil.Process()
+        self._start = self._process.memory_info().rss
+        self._peak = self._start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        import psutil
+
+        beat = 0
+        workers = 0
+        while not self._stop.wait(0.05):
+            beat += 1
+            if beat % 10 == 1:  # unique memory costs a read of smaps: twice a second is enough for workers
+                workers = 0
+                for child in self._process.children(recursive=True):
+                    try:
+                        workers += child.memory_full_info().uss
+                    except (psutil.Error, OSError):
+                        pass
+            self._peak = max(self._peak, self._process.memory_info().rss + workers)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._process.memory_info().rss)
+        self.mb = (self._peak - self._start) / 2**20
+
+
+def _timed(device: torch.device, run_steps) -> float:
+    """Seconds that `run_steps()` takes, the device's queue drained at both ends."""
+    _sync(device)
+    started = time.perf_counter()
+    run_steps()
+    _sync(device)
+    return time.perf_counter() - started
+
+
+def _suite_batches(loader: cifar.EpochLoader):
+    epoch = 0
+    while True:
+        yield from loader.batches(epoch)
+        epoch += 1
+
+
+def _plan(batch_size: int) -> Recipe:
+    return replace(RECIPES["paper"], batch_size=batch_size)
+
+
+def _execution(device: torch.device) -> train.Execution:
+    """The runner's default execution on this device: what `python -m bench train` would use."""
+    return train.Execution(device).resolved()
+
+
+def _standard_train(spec: str, data: cifar.Cifar, s: Settings) -> tuple[float, float]:
+    torch.manual_seed(0)
+    path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s.batch_size), s.device)
+    batches = standard.endless(standard.loader(data.train, data.train.images, s.batch_size, s.workers, True, s.device))
+    with PeakMemory(s.device) as memory:
+        for _ in range(s.warmup):
+            path.step(*next(batches), 0.1)
+
+        def steps():
+            for _ in range(s.iters):
+                path.step(*next(batches), 0.1)
+
+        seconds = _timed(s.device, steps)
+    return s.iters * s.batch_size / seconds, memory.mb
+
+
+def _fresh_process_peak_memory(pipeline: str, spec: str, s: Settings) -> float:
+    """CPU peak memory of training `spec` with `pipeline` (A or B), measured in a fresh process.
+
+    In this process, memory that an earlier phase freed stays mapped (the C allocator keeps its arenas), so
+    a later phase would appear to need nothing; a fresh process starts from its own imports and data."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    # not multiprocessing.Pool: its daemonic workers may not start A's DataLoader workers
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # the peak comes within the first iterations: a few suffice
+        return pool.submit(_peak_memory_child, pipeline, spec, replace(s, iters=min(s.iters, 5))).result()
+
+
+def _peak_memory_child(pipeline: str, spec: str, s: Settings) -> float:
+    torch.set_num_threads(s.threads)
+    data = cifar.load(s.dataset, s.data_dir, download=False)
+    if pipeline == "A":
+        return _standard_train(spec, data, s)[1]
+    path = _suite_path(spec, data, data.train.to(s.device), s)
+    with PeakMemory(s.device) as peak:
+        _suite_train(path, s, s.iters)
+    return peak.mb
+
+
+def _suite_path(spec: str, data: cifar.Cifar, train_split: cifar.Split, s: Settings,
+                batch_size: int | None = None) -> train.TrainingPath:
+    torch.manual_seed(0)
+    model = variants.create(spec, num_classes=data.num_classes)
+    return train.TrainingPath(model, train_split, _plan(batch_size or s.batch_size), 0, _execution(s.device))
+
+
+def _suite_train(path: train.TrainingPath, s: Settings, iters: int) -> float:
+    """Seconds per step of the runner's training step, after `s.warmup` untimed steps."""
+    batches = _suite_batches(path.loader)
+    for _ in range(s.warmup):
+        path.step(*next(batches), 0.1)
+
+    def steps():
+        for _ in range(iters):
+            path.step(*next(batches), 0.1)
+
+    seconds = _timed(s.device, steps)
+    path.totals()
+    return seconds / iters
+
+
+def _standard_data(data: cifar.Cifar, s: Settings, batches_count: int) -> float:
+    batches = standard.endless(standard.loader(data.train, data.train.images, s.batch_size, s.workers, True, s.device))
+    next(batches)  # workers started
+
+    def fetch():
+        for _ in range(batches_count):
+            images, labels = next(batches)
+            images.to(s.device, non_blocking=True), labels.to(s.device, non_blocking=True)
+
+    return batches_count * s.batch_size / _timed(s.device, fetch)
+
+
+def _suite_data(path: train.TrainingPath, s: Settings, batches_count: int) -> float:
+    batches = _suite_batches(path.loader)
+    execution = path.execution
+    path.normalizer(next(batches)[0], execution.memory_format)
+
+    def fetch():
+        for _ in range(batches_count):
+            images, _ = next(batches)
+            path.normalizer(images, execution.memory_format)
+
+    return batches_count * s.batch_size / _timed(s.device, fetch)
+
+
+def _standard_inference(spec: str, data: cifar.Cifar, s: Settings, count: int) -> float:
+    torch.manual_seed(0)
+    path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s.batch_size), s.device)
+    test = cifar.Split(data.test.images[:count], data.test.labels[:count])
+    batches = standard.loader(test, data.train.images, s.batch_size, s.workers, False, s.device)
+    path.evaluate(batches, limit=s.batch_size)  # warm-up: workers, kernels
+    return count / _timed(s.device, lambda: path.evaluate(batches))
+
+
+def _suite_inference(path: train.TrainingPath, test: cifar.Split, s: Settings, count: int) -> float:
+    path.evaluate(test, limit=min(count, path.execution.eval_batch))  # warm-up: kernels for the evaluation batch
+    return count / _timed(s.device, lambda: path.evaluate(test, limit=count))
+
+
+def measure_specs(s: Settings, data: cifar.Cifar, say) -> list[Row]:
+    rows: list[Row] = []
+    device_train, device_test = data.train.to(s.device), data.test.to(s.device)
+    inference_count = min(len(data.test), 2000 if s.device.type == "cpu" else 10_000)
+    data_batches = max(s.iters, 50)
+    for repeat in range(1, s.repeats + 1):
+        for spec in s.specs:
+            def add(metric: str, pipeline: str, value: float, unit: str) -> None:
+                rows.append(Row(spec, metric, pipeline, repeat, value, unit, s.batch_size))
+                say(f"[{repeat}/{s.repeats}] {spec:<12} {metric:<18} {pipeline}: {value:,.1f} {unit}")
+
+            speed, memory = _standard_train(spec, data, s)
+            add("train", "A", speed, "img/s")
+            path = _suite_path(spec, data, device_train, s)
+            with PeakMemory(s.device) as peak:
+                step_seconds = _suite_train(path, s, s.iters)
+            add("train", "B", s.batch_size / step_seconds, "img/s")
+            if s.device.type == "cuda":  # the allocator's own peak, reset per phase: exact in this process
+                add("peak_memory", "A", memory, "MB")
+                add("peak_memory", "B", peak.mb, "MB")
+            elif repeat == 1:  # deterministic enough that one fresh process per pipeline tells it
+                add("peak_memory", "A", _fresh_process_peak_memory("A", spec, s), "MB")
+                add("peak_memory", "B", _fresh_process_peak_memory("B", spec, s), "MB")
+            add("data", "A", _standard_data(data, s, data_batches), "img/s")
+            add("data", "B", _suite_data(path, s, data_batches), "img/s")
+            add("inference", "A", _standard_inference(spec, data, s, inference_count), "img/s")
+            add("inference", "B", _suite_inference(path, device_test, s, inference_count), "img/s")
+            del path
+    return rows
+
+
+def measure_wandb(s: Settings, say) -> list[Row]:
+    """Train the first spec with the full runner, W&B offline against disabled (alternating), logging every
+    WANDB_LOG_EVERY iterations. Two costs: steady-state throughput (the runner's per-segment img/s, first
+    segment excluded, so W&B's start-up is not smeared over a short run) and the fixed seconds that starting
+    and finishing W&B add to a run's wall time."""
+    iterations = max(6 * WANDB_LOG_EVERY, round(2 * s.iters / WANDB_LOG_EVERY) * WANDB_LOG_EVERY)
+    plan = replace(RECIPES["paper"], name="perf-wandb", batch_size=s.batch_size, iterations=iterations,
+                   milestones=(iterations,), log_every=WANDB_LOG_EVERY, checkpoint_every=iterations,
+                   eval_points=1, eval_subset=1000)
+    spec = s.specs[0]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as results:
+        for repeat in range(1, s.repeats + 1):
+            for mode in ("disabled", "offline"):
+                started = time.perf_counter()
+                outcome = train.run(spec, dataset=s.dataset, data_dir=s.data_dir, recipe=plan, results_dir=results,
+                                    wandb_mode=mode, execution=_execution(s.device), force=True, download=False,
+                                    quiet=True)
+                wall = time.perf_counter() - started
+                summary = outcome.summary
+                if outcome.status != "finished":
+                    raise RuntimeError(f"the W&B measurement run ended {outcome.status}: {summary.get('reason')}")
+                segments = [row["throughput/train_img_s"] for row in outcome.record.metrics()][1:]
+                steady = len(segments) / sum(1 / value for value in segments)  # equal-sized segments
+                logged = 100 * summary["wandb_log_seconds"] / summary["train_seconds"]
+                for metric, value, unit in ((f"wandb_{mode}", steady, "img/s"),
+                                            (f"wandb_{mode}_log_share", logged, "%"),
+                                            (f"wandb_{mode}_wall", wall - summary["train_seconds"], "s")):
+                    rows.append(Row(spec, metric, "B", repeat, value, unit, s.batch_size))
+                say(f"[{repeat}/{s.repeats}] {spec:<12} W&B {mode:<9} train {steady:,.1f} img/s, "
+                    f"{logged:.2f}% of train time inside wandb.log")
+        written = list(Path(results).glob("wandb/offline-run-*/run-*.wandb"))
+        if not written:
+            raise RuntimeError("W&B offline mode wrote no run file; the logging cost cannot be measured")
+    return rows
+
+
+def measure_scaling(s: Settings, data: cifar.Cifar, say) -> list[Row]:
+    """Step time of B against depth (batch `s.batch_size`) and against batch size (each spec)."""
+    rows = []
+    device_train = data.train.to(s.device)
+    points = [(spec, s.batch_size, "depth") for spec in s.depths]
+    points += [(spec, size, "batch") for spec in s.specs for size in s.batch_sizes if size <= len(data.train)]
+    # CUDA graphs are recorded on the third call of a compiled model; eager CPU kernels are ready after one
+    warm = replace(s, warmup=min(s.warmup, 5 if s.device.type == "cuda" else 1))
+    for spec, size, axis in points:
+        path = _suite_path(spec, data, device_train, s, batch_size=size)
+        seconds = _suite_train(path, warm, s.scaling_steps)
+        rows.append(Row(spec, f"step_ms_by_{axis}", "B", 1, 1000 * seconds, "ms", size))
+        say(f"scaling {spec:<12} batch {size:>5}: {1000 * seconds:,.1f} ms/step")
+        del path
+    return rows
+
+
+# ---- writing ----------------------------------------------------------------------------------------------
+
+def _frame(rows: list[Row]):
+    import pandas as pd
+
+    return pd.DataFrame([row.__dict__ for row in rows])
+
+
+def _median(frame, spec: str, metric: str, pipeline: str) -> float:
+    values = frame[(frame.spec == spec) & (frame.metric == metric) & (frame.pipeline == pipeline)].value
+    return statistics.median(values) if len(values) else float("nan")
+
+
+def _compile_words(execution: train.Execution) -> str:
+    return "eager" if execution.compile == "off" else f"torch.compile {execution.compile}"
+
+
+def _machine(s: Settings) -> dict:
+    import torchvision
+
+    execution = _execution(s.device)
+    return {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{train._cpu_name()}, {standard.default_workers()} cores usable, {platform.system()}",
+        "device": execution.describe()["device_name"] + f" ({s.device})",
+        "versions": f"Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}",
+        "suite_execution": f"{execution.precision}, {'channels_last' if execution.channels_last else 'NCHW'}, "
+                           f"{_compile_words(execution)}, {torch.get_num_threads()} threads",
+    }
+
+
+def markdown(frame, s: Settings) -> str:
+    machine = _machine(s)
+    lines = [
+        "# Training speed: the suite (B) against the standard PyTorch recipe (A)",
+        "",
+        f"- Date: {machine['date']}",
+        f"- Machine: {machine['machine']}",
+        f"- Device: {machine['device']}",
+        f"- Versions: {machine['versions']}",
+        f"- Command: `{s.command}`",
+        f"- A: PIL images, RandomHorizontalFlip + RandomCrop(32, padding=4) + ToTensor + Normalize, DataLoader "
+        f"with {s.workers} worker processes, fp32 NCHW eager, `.item()` each step.",
+        f"- B: the runner's training path: data on the device, batched augmentation, {machine['suite_execution']}.",
+        f"- Batch {s.batch_size}, SGD momentum 0.9, weight decay 1e-4 for both; {s.iters} timed iterations after "
+        f"{s.warmup} warm-up ones; median of {s.repeats} repeats, A and B alternating.",
+        "- Data: batches ready on the device, no model (A: loader workers + copy to the device; B: augmentation and "
+        "normalisation on the device). Inference: A at its loader's batch size, B at the runner's evaluation batch "
+        f"({_execution(s.device).eval_batch}). Peak memory: " + (
+            "CUDA allocator peak during training." if s.device.type == "cuda" else
+            "memory the training phase added (process RSS plus loader workers' unique memory, sampled), each "
+            "pipeline measured once in a fresh process after its data is loaded."),
+        "",
+        "| spec | measure | A (standard) | B (suite) | B/A |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    labels = {"train": "train img/s", "data": "data pipeline img/s", "inference": "inference img/s",
+              "peak_memory": "peak memory MB"}
+    for spec in s.specs:
+        for metric, label in labels.items():
+            a, b = _median(frame, spec, metric, "A"), _median(frame, spec, metric, "B")
+            lines.append(f"| {spec} | {label} | {a:,.0f} | {b:,.0f} | {b / a:.2f}x |")
+    if s.wandb:
+        spec = s.specs[0]
+        disabled, offline = _median(frame, spec, "wandb_disabled", "B"), _median(frame, spec, "wandb_offline", "B")
+        share = _median(frame, spec, "wandb_offline_log_share", "B")
+        fixed = _median(frame, spec, "wandb_offline_wall", "B") - _median(frame, spec, "wandb_disabled_wall", "B")
+        lines += [
+            "",
+            f"## Cost of W&B logging ({spec}, full runner, logging every {WANDB_LOG_EVERY} iterations)",
+            "",
+            "| W&B | train img/s (steady state, median) | time inside wandb.log |",
+            "| --- | ---: | ---: |",
+            f"| disabled | {disabled:,.0f} | - |",
+            f"| offline | {offline:,.0f} | {share:.2f}% |",
+            "",
+            f"Offline logging costs {100 * (1 - offline / disabled):.1f}% of training throughput"
+            f"{' (negative: within noise)' if offline > disabled else ''}, {share:.2f}% of training time being spent inside `wandb.log`, at ten times the "
+            f"paper recipe's logging rate. Starting and finishing W&B adds {fixed:.1f} s to a run, once.",
+        ]
+    depth = frame[frame.metric == "step_ms_by_depth"]
+    if len(depth):
+        lines += ["", f"## B's step time against depth (batch {s.batch_size})", "",
+                  "| depth | residual ms/step | plain ms/step |", "| ---: | ---: | ---: |"]
+        by_spec = {row.spec: row.value for row in depth.itertuples()}
+        depths = sorted({variants.parse(spec).depth for spec in by_spec})
+        for d in depths:
+            res, plain = by_spec.get(f"resnet{d}"), by_spec.get(f"plain{d}")
+            lines.append(f"| {d} | {_cell(res)} | {_cell(plain)} |")
+    batch = frame[frame.metric == "step_ms_by_batch"]
+    if len(batch):
+        specs = list(dict.fromkeys(batch.spec))
+        lines += ["", "## B's step time against batch size", "",
+                  "| batch | " + " | ".join(f"{spec} ms/step | {spec} img/s" for spec in specs) + " |",
+                  "| ---: | " + " | ".join("---: | ---:" for _ in specs) + " |"]
+        for size in sorted(set(batch.batch_size)):
+            cells = []
+            for spec in specs:
+                value = batch[(batch.spec == spec) & (batch.batch_size == size)].value
+                ms = float(value.iloc[0]) if len(value) else None
+                cells.append(f"{_cell(ms)} | {_cell(size / ms * 1000 if ms else None, 0)}")
+            lines.append(f"| {size} | " + " | ".join(cells) + " |")
+    if len(depth) or len(batch):
+        lines += ["", "![step time against depth and batch size](scaling.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def plot(frame, path: Path, s: Settings) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    depth = frame[frame.metric == "step_ms_by_depth"].copy()
+    batch = frame[frame.metric == "step_ms_by_batch"].copy()
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    if len(depth):
+        depth["depth"] = [variants.parse(spec).depth for spec in depth.spec]
+        depth["net"] = ["plain" if variants.parse(spec).plain else "residual" for spec in depth.spec]
+        sns.lineplot(depth, x="depth", y="value", hue="net", marker="o", ax=axes[0])
+        axes[0].set(title=f"Step time against depth (batch {s.batch_size})", xlabel="layers", ylabel="ms per step")
+        axes[0].set_ylim(bottom=0)
+    if len(batch):
+        sns.lineplot(batch, x="batch_size", y="value", hue="spec", marker="o", ax=axes[1])
+        axes[1].set(xscale="log", yscale="log", title="Step time against batch size (log-log)", xlabel="batch size",
+                    ylabel="ms per step")
+        axes[1].minorticks_off()
+        axes[1].set_xticks(sorted(set(batch.batch_size)), [str(b) for b in sorted(set(batch.batch_size))])
+    device = _execution(s.device).describe()["device_name"]
+    figure.suptitle(f"resnet-bench training step ({device})", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def run(s: Settings, say=print) -> Path:
+    """Measure everything `s` asks for and write OUT/perf.csv, OUT/perf.md, OUT/scaling.png; returns perf.md."""
+    s.validate()
+    data = cifar.load(s.dataset, s.data_dir, download=False)
+    if len(data.train) < max(s.batch_size, 1):
+        raise UserError(f"--batch-size {s.batch_size} is larger than the {len(data.train)} training images")
+    execution = _execution(s.device)
+    say(f"perf on {execution.describe()['device_name']} ({s.device}): A = standard recipe with {s.workers} loader "
+        f"workers, B = the suite ({execution.precision}, {'channels_last' if execution.channels_last else 'NCHW'}, "
+        f"{_compile_words(execution)})")
+    rows = measure_specs(s, data, say)
+    if s.wandb:
+        rows += measure_wandb(s, say)
+    if s.depths or s.batch_sizes:
+        rows += measure_scaling(s, data, say)
+    frame = _frame(rows)
+    s.out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(s.out / "perf.csv", index=False)
+    if s.depths or s.batch_sizes:
+        plot(frame, s.out / "scaling.png", s)
+    else:
+        (s.out / "scaling.png").unlink(missing_ok=True)
+    report = s.out / "perf.md"
+    report.write_text(markdown(frame, s))
+    return report
+
+
+def command_line() -> str:
+    return "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])

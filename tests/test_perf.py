@@ -1,0 +1,103 @@
+"""`python -m bench perf` on tiny data in the real layout: it runs A and B, writes the table, CSV and plot,
+and every ratio it reports is a finite number. No timing is asserted: these machines are too noisy."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+import variants
+from bench import data as cifar
+from bench import standard
+from bench.cli import main
+from bench.recipe import RECIPES
+
+TINY = ["--iters", "2", "--warmup", "1", "--repeats", "1", "--batch-size", "16", "--workers", "1"]
+
+
+def perf(root, out, *extra):
+    return main(["perf", "resnet20", "--data-dir", str(root), "--device", "cpu", *TINY, "--out", str(out), *extra])
+
+
+def ratio_cells(markdown: str) -> list[str]:
+    """The B/A column of the main table: its rows are `| spec | metric | A | B | B/A |`."""
+    cells = []
+    for line in markdown.splitlines():
+        parts = [part.strip() for part in line.strip().strip("|").split("|")]
+        if len(parts) == 5 and parts[0] == "resnet20" and parts[4].endswith("x"):
+            cells.append(parts[4])
+    return cells
+
+
+def test_perf_writes_table_csv_and_plot_with_finite_ratios(tmp_path, tiny_cifar10, capsys):
+    root, _ = tiny_cifar10
+    out = tmp_path / "perf"
+    assert perf(root, out, "--depths", "resnet20", "plain20", "--batch-sizes", "16", "32") == 0
+    assert {p.name for p in out.iterdir()} >= {"perf.md", "perf.csv", "scaling.png"}
+    markdown = (out / "perf.md").read_text()
+    assert "python -m bench perf resnet20" in markdown and "torch " + torch.__version__ in markdown
+    ratios = ratio_cells(markdown)
+    assert len(ratios) == 4  # train, data pipeline, inference, peak memory
+    assert all(math.isfinite(float(cell.rstrip("x").replace(",", ""))) for cell in ratios)
+
+    frame = pd.read_csv(out / "perf.csv")
+    for metric in ("train", "data", "inference", "peak_memory"):
+        assert set(frame[frame.metric == metric].pipeline) == {"A", "B"}, metric
+    assert set(frame[frame.metric == "step_ms_by_depth"].spec) == {"resnet20", "plain20"}
+    assert sorted(frame[frame.metric == "step_ms_by_batch"].batch_size) == [16, 32]
+    assert frame[frame.unit == "img/s"].value.gt(0).all()
+    assert {"wandb_disabled", "wandb_offline", "wandb_offline_log_share"} <= set(frame.metric)
+    log_share = frame[frame.metric == "wandb_offline_log_share"].value
+    assert log_share.between(0, 100).all()
+    assert "| 20 |" in markdown and "| 32 |" in markdown  # depth and batch tables
+    assert "written:" in capsys.readouterr().out
+
+
+def test_perf_without_wandb_or_scaling_has_no_such_sections(tmp_path, tiny_cifar10):
+    root, _ = tiny_cifar10
+    out = tmp_path / "perf"
+    assert perf(root, out, "--no-wandb", "--depths", "--batch-sizes") == 0
+    markdown = (out / "perf.md").read_text()
+    assert len(ratio_cells(markdown)) == 4
+    assert "Cost of W&B" not in markdown and "step time against" not in markdown
+    assert not pd.read_csv(out / "perf.csv").metric.str.startswith(("wandb", "step_ms")).any()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["perf", "resnet21"], "resnet21"),
+    (["perf", "resnet20", "--iters", "0"], "--iters 0 is not allowed: it must be at least 1"),
+    (["perf", "resnet20", "--batch-sizes", "0"], "every batch size must be at least 1"),
+])
+def test_bad_perf_input_is_one_line_error(tmp_path, tiny_cifar10, capsys, args, message):
+    root, _ = tiny_cifar10
+    assert main([*args, "--data-dir", str(root), "--out", str(tmp_path / "perf")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "perf").exists()
+
+
+def test_standard_recipe_sees_the_same_images_as_the_suite(tiny_cifar10):
+    """A's PIL pipeline, without augmentation, yields the suite's pixels scaled to [0, 1] and normalised
+    per channel: the two paths train on the same data, only the machinery differs."""
+    root, _ = tiny_cifar10
+    data = cifar.load("cifar10", root, download=False)
+    batches = standard.loader(data.test, data.train.images, 25, 0, False, torch.device("cpu"))
+    images, labels = next(iter(batches))
+    normalizer = cifar.Normalizer(data.train.images, "channel")
+    expected = normalizer(data.test.images[:25], torch.contiguous_format)
+    assert torch.equal(labels, data.test.labels[:25])
+    torch.testing.assert_close(images, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_standard_path_trains_and_evaluates(tiny_cifar10):
+    root, _ = tiny_cifar10
+    data = cifar.load("cifar10", root, download=False)
+    path = standard.StandardPath(variants.create("cifar(depth=8)", num_classes=10), RECIPES["smoke"], torch.device("cpu"))
+    before = [p.detach().clone() for p in path.model.parameters()]
+    for images, labels in standard.loader(data.train, data.train.images, 50, 0, True, torch.device("cpu")):
+        loss, error = path.step(images, labels, 0.1)
+        assert math.isfinite(loss) and 0 <= error <= 100
+    assert any(not torch.equal(a, b) for a, b in zip(before, path.model.parameters()))
+    loss, error = path.evaluate(standard.loader(data.test, data.train.images, 50, 0, False, torch.device("cpu")))
+    assert math.isfinite(loss) and 0 <= error <= 100
