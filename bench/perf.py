@@ -17,9 +17,12 @@ OUT/scaling.png, the Markdown naming machine, device, versions and the command.
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -186,28 +189,42 @@ def _standard_train(spec: str, data: cifar.Cifar, s: Settings) -> tuple[float, f
 
 
 def _fresh_process_peak_memory(pipeline: str, spec: str, s: Settings) -> float:
-    """CPU peak memory of training `spec` with `pipeline` (A or B), measured in a fresh process.
+    """CPU peak memory of training `spec` with `pipeline` (A or B), measured in a fresh interpreter.
 
     In this process, memory that an earlier phase freed stays mapped (the C allocator keeps its arenas), so
-    a later phase would appear to need nothing; a fresh process starts from its own imports and data."""
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
+    a later phase would appear to need nothing; a fresh interpreter starts from its own imports and data, and
+    its DataLoader workers start as in a user's own script. The peak comes within the first iterations, so
+    a few suffice."""
+    job = {"pipeline": pipeline, "spec": spec, "dataset": s.dataset, "data_dir": str(s.data_dir),
+           "iters": min(s.iters, 5), "warmup": s.warmup, "batch_size": s.batch_size, "workers": s.workers,
+           "threads": s.threads}
+    child = subprocess.run([sys.executable, "-c", "import sys, bench.perf; bench.perf._peak_memory_child(sys.argv[1])",
+                            json.dumps(job)], capture_output=True, text=True, env=_child_environment())
+    if child.returncode != 0:
+        raise RuntimeError(f"the memory measurement of {pipeline} {spec} failed:\n{child.stderr[-2000:]}")
+    return float(child.stdout.strip().splitlines()[-1])
 
-    # not multiprocessing.Pool: its daemonic workers may not start A's DataLoader workers
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        # the peak comes within the first iterations: a few suffice
-        return pool.submit(_peak_memory_child, pipeline, spec, replace(s, iters=min(s.iters, 5))).result()
+
+def _child_environment() -> dict:
+    root = str(Path(__file__).resolve().parent.parent)  # bench/ and variants/ importable from any directory
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
-def _peak_memory_child(pipeline: str, spec: str, s: Settings) -> float:
-    torch.set_num_threads(s.threads)
+def _peak_memory_child(job_json: str) -> None:
+    job = json.loads(job_json)
+    torch.set_num_threads(job["threads"])
+    s = Settings(specs=[job["spec"]], dataset=job["dataset"], data_dir=job["data_dir"], iters=job["iters"],
+                 warmup=job["warmup"], batch_size=job["batch_size"], workers=job["workers"], threads=job["threads"])
     data = cifar.load(s.dataset, s.data_dir, download=False)
-    if pipeline == "A":
-        return _standard_train(spec, data, s)[1]
-    path = _suite_path(spec, data, data.train.to(s.device), s)
-    with PeakMemory(s.device) as peak:
-        _suite_train(path, s, s.iters)
-    return peak.mb
+    if job["pipeline"] == "A":
+        mb = _standard_train(job["spec"], data, s)[1]
+    else:
+        path = _suite_path(job["spec"], data, data.train, s)
+        with PeakMemory(s.device) as peak:
+            _suite_train(path, s, s.iters)
+        mb = peak.mb
+    print(mb)
 
 
 def _suite_path(spec: str, data: cifar.Cifar, train_split: cifar.Split, s: Settings,

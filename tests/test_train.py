@@ -20,10 +20,11 @@ from bench.records import RunRecord
 TINY_NET = "cifar(depth=8)"  # one basic block per stage: the fastest real member of the family
 
 
-def smoke(results, data_root, spec=TINY_NET, **options):
+def smoke(results, data_root, spec=TINY_NET, execution=None, **options):
     options.setdefault("wandb_mode", "disabled")
     return train.run(spec, dataset="cifar10", data_dir=data_root, recipe="smoke", results_dir=results,
-                     execution=train.Execution(torch.device("cpu")), download=False, quiet=True, **options)
+                     execution=execution or train.Execution(torch.device("cpu")), download=False, quiet=True,
+                     **options)
 
 
 def curve(record):
@@ -277,6 +278,22 @@ def test_auto_compile_is_cuda_graphs_on_cuda_and_off_on_cpu():
     assert train.Execution(torch.device("cpu"), compile="default").resolved().compile == "default"
     with pytest.raises(UserError, match="compile fast is not allowed; choose one of: auto, off, default"):
         train.Execution(torch.device("cpu"), compile="fast").resolved()
+
+
+def test_compiled_run_follows_the_eager_run(tmp_path, tiny_cifar10):
+    """The compiled path that CUDA takes by default (training and evaluation graphs, checkpoints of the
+    uncompiled module), run here with the CPU's inductor backend: same records, the same numbers up to the
+    reassociation of float sums."""
+    root, _ = tiny_cifar10
+    cpu = torch.device("cpu")
+    eager = smoke(tmp_path / "eager", root, execution=train.Execution(cpu, precision="fp32", compile="off"))
+    compiled = smoke(tmp_path / "compiled", root, execution=train.Execution(cpu, precision="fp32", compile="default"))
+    assert compiled.status == "finished"
+    assert records.read_json(compiled.record.config_path)["execution"]["compile"] == "default"
+    eager_curve, compiled_curve = curve(eager.record), curve(compiled.record)
+    assert [row["iteration"] for row in compiled_curve] == [row["iteration"] for row in eager_curve]
+    assert compiled_curve[0]["train/loss"] == pytest.approx(eager_curve[0]["train/loss"], rel=1e-3)
+    assert compiled.summary["test_error"] == pytest.approx(eager.summary["test_error"], abs=5.0)
 
 
 def test_cuda_requested_without_cuda(capsys):
