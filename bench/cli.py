@@ -277,7 +277,7 @@ def run_perf(args: argparse.Namespace) -> int:
         repeats=args.repeats, batch_size=args.batch_size,
         workers=args.workers if args.workers is not None else standard.default_workers(),
         depths=tuple(args.depths), batch_sizes=tuple(args.batch_sizes), wandb=not args.no_wandb,
-        out=Path(args.out or f"results/perf/{device.type}"), command="python -m bench " + " ".join(args.argv),
+        out=Path(args.out or f"results/perf/{device.type}"), command=perf.command_line(args.argv),
     )
     report = perf.run(settings)
     print("\n" + report.read_text())

@@ -16,6 +16,7 @@ OUT/scaling.png, the Markdown naming machine, device, versions and the command.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -74,6 +75,10 @@ class Settings:
             raise UserError(f"--batch-sizes {list(self.batch_sizes)}: every batch size must be at least 1")
         for spec in [*self.specs, *self.depths]:
             variants.parse(spec)  # a bad spec fails here, before anything is measured
+        for spec in self.depths:
+            if getattr(variants.parse(spec), "family", None) != "cifar":
+                raise UserError(f"--depths {spec}: the depth series takes CIFAR-family specs (resnet20 ... "
+                                f"resnet110, plain20 ... plain110, cifar(depth=N))")
 
 
 @dataclass
@@ -98,7 +103,7 @@ def _sync(device: torch.device) -> None:
 
 class PeakMemory:
     """Peak memory of one measured phase, in MB. CUDA: the caching allocator's peak of allocated bytes
-    (reset at the start). CPU: the highest sampled (this process's RSS + its worker processes' unique
+    (reset at the start), less what was allocated at the start. CPU: the highest sampled (this process's RSS + its worker processes' unique
     memory), less this process's RSS at the start, i.e. what the phase added (see _fresh_process_peak_memory)."""
 
     def __init__(self, device: torch.device):
@@ -109,6 +114,7 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)  # data already resident is not this phase's
             return self
         import psutil
 
@@ -139,7 +145,7 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+            self.mb = (torch.cuda.max_memory_allocated(self.device) - self._start) / 2**20
             return
         self._stop.set()
         self._thread.join()
@@ -172,11 +178,12 @@ def _execution(device: torch.device) -> train.Execution:
     return train.Execution(device).resolved()
 
 
-def _standard_train(spec: str, data: cifar.Cifar, s: Settings) -> tuple[float, float]:
+def _standard_train(spec: str, data: cifar.Cifar, s: Settings, memory: PeakMemory | None = None) -> float:
+    """A's training images/s; `memory`, when given, measures the phase's peak."""
     torch.manual_seed(0)
     path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s.batch_size), s.device)
     batches = standard.endless(standard.loader(data.train, data.train.images, s.batch_size, s.workers, True, s.device))
-    with PeakMemory(s.device) as memory:
+    with memory or contextlib.nullcontext():
         for _ in range(s.warmup):
             path.step(*next(batches), 0.1)
 
@@ -185,7 +192,7 @@ def _standard_train(spec: str, data: cifar.Cifar, s: Settings) -> tuple[float, f
                 path.step(*next(batches), 0.1)
 
         seconds = _timed(s.device, steps)
-    return s.iters * s.batch_size / seconds, memory.mb
+    return s.iters * s.batch_size / seconds
 
 
 def _fresh_process_peak_memory(pipeline: str, spec: str, s: Settings) -> float:
@@ -217,14 +224,14 @@ def _peak_memory_child(job_json: str) -> None:
     s = Settings(specs=[job["spec"]], dataset=job["dataset"], data_dir=job["data_dir"], iters=job["iters"],
                  warmup=job["warmup"], batch_size=job["batch_size"], workers=job["workers"], threads=job["threads"])
     data = cifar.load(s.dataset, s.data_dir, download=False)
+    peak = PeakMemory(s.device)
     if job["pipeline"] == "A":
-        mb = _standard_train(job["spec"], data, s)[1]
+        _standard_train(job["spec"], data, s, peak)
     else:
         path = _suite_path(job["spec"], data, data.train, s)
-        with PeakMemory(s.device) as peak:
+        with peak:
             _suite_train(path, s, s.iters)
-        mb = peak.mb
-    print(mb)
+    print(peak.mb)
 
 
 def _suite_path(spec: str, data: cifar.Cifar, train_split: cifar.Split, s: Settings,
@@ -278,13 +285,15 @@ def _standard_inference(spec: str, data: cifar.Cifar, s: Settings, count: int) -
     torch.manual_seed(0)
     path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s.batch_size), s.device)
     test = cifar.Split(data.test.images[:count], data.test.labels[:count])
-    batches = standard.loader(test, data.train.images, s.batch_size, s.workers, False, s.device)
+    # persistent workers: the timed pass does not pay for starting them (in A's favour)
+    batches = standard.loader(test, data.train.images, s.batch_size, s.workers, False, s.device, persistent=True)
     path.evaluate(batches, limit=s.batch_size)  # warm-up: workers, kernels
     return count / _timed(s.device, lambda: path.evaluate(batches))
 
 
 def _suite_inference(path: train.TrainingPath, test: cifar.Split, s: Settings, count: int) -> float:
-    path.evaluate(test, limit=min(count, path.execution.eval_batch))  # warm-up: kernels for the evaluation batch
+    # warm-up: kernels for the evaluation batch, and CUDA graphs, recorded on the third call of a compiled model
+    path.evaluate(test, limit=min(count, 3 * path.execution.eval_batch))
     return count / _timed(s.device, lambda: path.evaluate(test, limit=count))
 
 
@@ -293,21 +302,24 @@ def measure_specs(s: Settings, data: cifar.Cifar, say) -> list[Row]:
     device_train, device_test = data.train.to(s.device), data.test.to(s.device)
     inference_count = min(len(data.test), 2000 if s.device.type == "cpu" else 10_000)
     data_batches = max(s.iters, 50)
+    eval_batch = _execution(s.device).eval_batch
     for repeat in range(1, s.repeats + 1):
         for spec in s.specs:
             def add(metric: str, pipeline: str, value: float, unit: str) -> None:
-                rows.append(Row(spec, metric, pipeline, repeat, value, unit, s.batch_size))
+                batch = eval_batch if (metric, pipeline) == ("inference", "B") else s.batch_size
+                rows.append(Row(spec, metric, pipeline, repeat, value, unit, batch))
                 say(f"[{repeat}/{s.repeats}] {spec:<12} {metric:<18} {pipeline}: {value:,.1f} {unit}")
 
-            speed, memory = _standard_train(spec, data, s)
-            add("train", "A", speed, "img/s")
+            cuda = s.device.type == "cuda"
+            memory_a, memory_b = PeakMemory(s.device), PeakMemory(s.device)
+            add("train", "A", _standard_train(spec, data, s, memory_a if cuda else None), "img/s")
             path = _suite_path(spec, data, device_train, s)
-            with PeakMemory(s.device) as peak:
+            with memory_b if cuda else contextlib.nullcontext():
                 step_seconds = _suite_train(path, s, s.iters)
             add("train", "B", s.batch_size / step_seconds, "img/s")
-            if s.device.type == "cuda":  # the allocator's own peak, reset per phase: exact in this process
-                add("peak_memory", "A", memory, "MB")
-                add("peak_memory", "B", peak.mb, "MB")
+            if cuda:  # the allocator's own peak, reset per phase: exact in this process
+                add("peak_memory", "A", memory_a.mb, "MB")
+                add("peak_memory", "B", memory_b.mb, "MB")
             elif repeat == 1:  # deterministic enough that one fresh process per pipeline tells it
                 add("peak_memory", "A", _fresh_process_peak_memory("A", spec, s), "MB")
                 add("peak_memory", "B", _fresh_process_peak_memory("B", spec, s), "MB")
@@ -340,7 +352,8 @@ def measure_wandb(s: Settings, say) -> list[Row]:
                 wall = time.perf_counter() - started
                 summary = outcome.summary
                 if outcome.status != "finished":
-                    raise RuntimeError(f"the W&B measurement run ended {outcome.status}: {summary.get('reason')}")
+                    raise UserError(f"the W&B measurement run ended {outcome.status} ({summary.get('reason')}); "
+                                    f"run again with --no-wandb to measure the rest")
                 segments = [row["throughput/train_img_s"] for row in outcome.record.metrics()][1:]
                 steady = len(segments) / sum(1 / value for value in segments)  # equal-sized segments
                 logged = 100 * summary["wandb_log_seconds"] / summary["train_seconds"]
@@ -350,9 +363,13 @@ def measure_wandb(s: Settings, say) -> list[Row]:
                     rows.append(Row(spec, metric, "B", repeat, value, unit, s.batch_size))
                 say(f"[{repeat}/{s.repeats}] {spec:<12} W&B {mode:<9} train {steady:,.1f} img/s, "
                     f"{logged:.2f}% of train time inside wandb.log")
+        import wandb
+
+        wandb.teardown()  # the service flushes and lets go of the folder before it is removed
         written = list(Path(results).glob("wandb/offline-run-*/run-*.wandb"))
         if not written:
-            raise RuntimeError("W&B offline mode wrote no run file; the logging cost cannot be measured")
+            raise UserError("W&B offline mode wrote no run file, so its cost cannot be measured; run again with "
+                            "--no-wandb to measure the rest")
     return rows
 
 
@@ -384,6 +401,10 @@ def _frame(rows: list[Row]):
 def _median(frame, spec: str, metric: str, pipeline: str) -> float:
     values = frame[(frame.spec == spec) & (frame.metric == metric) & (frame.pipeline == pipeline)].value
     return statistics.median(values) if len(values) else float("nan")
+
+
+def _ratio(b: float, a: float) -> str:
+    return f"{b / a:.2f}x" if a > 0 else "-"
 
 
 def _compile_words(execution: train.Execution) -> str:
@@ -434,12 +455,13 @@ def markdown(frame, s: Settings) -> str:
     for spec in s.specs:
         for metric, label in labels.items():
             a, b = _median(frame, spec, metric, "A"), _median(frame, spec, metric, "B")
-            lines.append(f"| {spec} | {label} | {a:,.0f} | {b:,.0f} | {b / a:.2f}x |")
+            lines.append(f"| {spec} | {label} | {a:,.0f} | {b:,.0f} | {_ratio(b, a)} |")
     if s.wandb:
         spec = s.specs[0]
         disabled, offline = _median(frame, spec, "wandb_disabled", "B"), _median(frame, spec, "wandb_offline", "B")
         share = _median(frame, spec, "wandb_offline_log_share", "B")
         fixed = _median(frame, spec, "wandb_offline_wall", "B") - _median(frame, spec, "wandb_disabled_wall", "B")
+        slower = 100 * (1 - offline / disabled) if disabled > 0 else float("nan")
         lines += [
             "",
             f"## Cost of W&B logging ({spec}, full runner, logging every {WANDB_LOG_EVERY} iterations)",
@@ -449,19 +471,19 @@ def markdown(frame, s: Settings) -> str:
             f"| disabled | {disabled:,.0f} | - |",
             f"| offline | {offline:,.0f} | {share:.2f}% |",
             "",
-            f"Offline logging costs {100 * (1 - offline / disabled):.1f}% of training throughput"
-            f"{' (negative: within noise)' if offline > disabled else ''}, {share:.2f}% of training time being spent inside `wandb.log`, at ten times the "
-            f"paper recipe's logging rate. Starting and finishing W&B adds {fixed:.1f} s to a run, once.",
+            f"Offline W&B costs {share:.2f}% of training time inside `wandb.log`, plus {slower:.1f}% lower "
+            f"throughput between log calls (W&B's service process sharing the machine; a negative figure is "
+            f"noise): {share + max(slower, 0):.1f}% in all, at ten times the paper recipe's logging rate. Starting "
+            f"and finishing the W&B run adds {fixed:.1f} s to a run, once (the W&B service already running).",
         ]
     depth = frame[frame.metric == "step_ms_by_depth"]
     if len(depth):
         lines += ["", f"## B's step time against depth (batch {s.batch_size})", "",
                   "| depth | residual ms/step | plain ms/step |", "| ---: | ---: | ---: |"]
-        by_spec = {row.spec: row.value for row in depth.itertuples()}
-        depths = sorted({variants.parse(spec).depth for spec in by_spec})
-        for d in depths:
-            res, plain = by_spec.get(f"resnet{d}"), by_spec.get(f"plain{d}")
-            lines.append(f"| {d} | {_cell(res)} | {_cell(plain)} |")
+        by_axes = {(variants.parse(row.spec).depth, variants.parse(row.spec).plain): row.value
+                   for row in depth.itertuples()}
+        for d in sorted({d for d, _ in by_axes}):
+            lines.append(f"| {d} | {_cell(by_axes.get((d, False)))} | {_cell(by_axes.get((d, True)))} |")
     batch = frame[frame.metric == "step_ms_by_batch"]
     if len(batch):
         specs = list(dict.fromkeys(batch.spec))
@@ -523,11 +545,14 @@ def run(s: Settings, say=print) -> Path:
     say(f"perf on {execution.describe()['device_name']} ({s.device}): A = standard recipe with {s.workers} loader "
         f"workers, B = the suite ({execution.precision}, {'channels_last' if execution.channels_last else 'NCHW'}, "
         f"{_compile_words(execution)})")
-    rows = measure_specs(s, data, say)
-    if s.wandb:
-        rows += measure_wandb(s, say)
-    if s.depths or s.batch_sizes:
-        rows += measure_scaling(s, data, say)
+    # Every model of the run goes through the same compiled forward: past dynamo's limit of 8 graphs per
+    # function, later ones would silently run eager (the runner trains one model per process and needs none).
+    with torch._dynamo.config.patch(recompile_limit=256):
+        rows = measure_specs(s, data, say)
+        if s.wandb:
+            rows += measure_wandb(s, say)
+        if s.depths or s.batch_sizes:
+            rows += measure_scaling(s, data, say)
     frame = _frame(rows)
     s.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(s.out / "perf.csv", index=False)
@@ -540,5 +565,6 @@ def run(s: Settings, say=print) -> Path:
     return report
 
 
-def command_line() -> str:
-    return "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+def command_line(argv: list[str]) -> str:
+    """The command as a user would paste it back into a shell."""
+    return "python -m bench " + " ".join(shlex.quote(arg) for arg in argv)

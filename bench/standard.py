@@ -5,7 +5,8 @@ After akamaster/pytorch_resnet_cifar10 and torchvision's CIFAR10 dataset: a Data
 images, `RandomHorizontalFlip`, `RandomCrop(32, padding=4)`, `ToTensor`, `Normalize` by channel, a
 DataLoader with worker processes, an fp32 NCHW eager model, and `.item()` on the loss every step. It
 computes what the suite computes (the paper's augmentation, SGD with momentum and weight decay, the same
-schedule) by the usual route; the suite never trains with it.
+schedule) by the usual route, normalising by channel (the suite's `--normalize channel`); the suite never
+trains with it.
 """
 
 from __future__ import annotations
@@ -50,18 +51,19 @@ class PilCifar(Dataset):
 def transforms(train_images: torch.Tensor, train: bool):
     from torchvision import transforms as T
 
-    pixels = train_images.float() / 255  # per-channel statistics of the training split, as repos hard-code them
-    normalize = T.Normalize(pixels.mean(dim=(0, 2, 3)).tolist(), pixels.std(dim=(0, 2, 3)).tolist())
+    stats = cifar.Normalizer(train_images, "channel")  # the training split's per-channel mean and std
+    normalize = T.Normalize(stats.mean.flatten().tolist(), stats.std.flatten().tolist())
     if not train:
         return T.Compose([T.ToTensor(), normalize])
     return T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(32, padding=4), T.ToTensor(), normalize])
 
 
 def loader(split: cifar.Split, train_images: torch.Tensor, batch_size: int, workers: int, train: bool,
-           device: torch.device, seed: int = 0) -> DataLoader:
+           device: torch.device, seed: int = 0, persistent: bool = False) -> DataLoader:
     return DataLoader(
         PilCifar(split, transforms(train_images, train)), batch_size=batch_size, shuffle=train, drop_last=train,
         num_workers=workers, pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
+        persistent_workers=persistent and workers > 0,
     )
 
 
@@ -75,6 +77,8 @@ class StandardPath:
     """fp32, NCHW, eager: the model and optimizer as the standard recipe sets them up."""
 
     def __init__(self, model: nn.Module, plan: recipes.Recipe, device: torch.device):
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # as the recipe's repositories set it
         self.device = device
         self.model = model.to(device)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=plan.lr, momentum=plan.momentum,

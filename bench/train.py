@@ -98,8 +98,8 @@ class Execution:
 
 
 def _fast_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # native bf16 (Ampere on); the emulated kind on older GPUs is slower than fp32
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence looked up defensively
     return bool(amx and amx())
 

@@ -68,6 +68,7 @@ def test_perf_without_wandb_or_scaling_has_no_such_sections(tmp_path, tiny_cifar
     (["perf", "resnet21"], "resnet21"),
     (["perf", "resnet20", "--iters", "0"], "--iters 0 is not allowed: it must be at least 1"),
     (["perf", "resnet20", "--batch-sizes", "0"], "every batch size must be at least 1"),
+    (["perf", "resnet20", "--depths", "resnet50"], "--depths resnet50: the depth series takes CIFAR-family specs"),
 ])
 def test_bad_perf_input_is_one_line_error(tmp_path, tiny_cifar10, capsys, args, message):
     root, _ = tiny_cifar10
