@@ -471,10 +471,12 @@ def markdown(frame, s: Settings) -> str:
             f"| disabled | {disabled:,.0f} | - |",
             f"| offline | {offline:,.0f} | {share:.2f}% |",
             "",
-            f"Offline W&B costs {share:.2f}% of training time inside `wandb.log`, plus {slower:.1f}% lower "
-            f"throughput between log calls (W&B's service process sharing the machine; a negative figure is "
-            f"noise): {share + max(slower, 0):.1f}% in all, at ten times the paper recipe's logging rate. Starting "
-            f"and finishing the W&B run adds {fixed:.1f} s to a run, once (the W&B service already running).",
+            f"Offline W&B costs {share:.2f}% of training time inside `wandb.log`; between log calls the "
+            f"throughput was {abs(slower):.1f}% {'lower' if slower >= 0 else 'higher (noise)'} with it (W&B's "
+            f"service process shares the machine): {share + max(slower, 0):.1f}% in all, at ten times the paper "
+            f"recipe's logging rate. Starting and finishing the W&B run "
+            + (f"adds {fixed:.1f} s to a run, once" if fixed > 0 else f"adds no measurable time ({fixed:.1f} s)")
+            + " (the W&B service already running).",
         ]
     depth = frame[frame.metric == "step_ms_by_depth"]
     if len(depth):
