@@ -177,6 +177,9 @@ def _read_batch(path: Path, layout: DatasetLayout) -> tuple[np.ndarray, np.ndarr
 
 # ---- the device-resident training path -----------------------------------------------------------------
 
+STATISTICS_CHUNK = 5000
+
+
 class Normalizer:
     """Maps uint8 images to the network's input: the paper's per-pixel mean subtraction, or per-channel
     mean/std. Statistics come from the training split only."""
@@ -186,13 +189,26 @@ class Normalizer:
     def __init__(self, train_images: torch.Tensor, mode: str = "pixel"):
         if mode not in self.MODES:
             raise UserError(f"normalize={mode} is not allowed; choose one of: {', '.join(self.MODES)}")
-        pixels = train_images.float() / 255
+        # Sums in float64 over chunks of the split: a float copy of all 50k images would be 614 MB on the
+        # training device, for statistics that are 3 (or 3x32x32) numbers.
+        count = len(train_images)
+        per_pixel = torch.zeros(train_images.shape[1:], dtype=torch.float64, device=train_images.device)
+        squares = torch.zeros(train_images.shape[1], dtype=torch.float64, device=train_images.device)
+        for chunk in train_images.split(STATISTICS_CHUNK):
+            levels = chunk.float()
+            per_pixel += levels.sum(dim=0).double()  # exact: at most 5000 x 255 < 2^24
+            if mode == "channel":
+                squares += levels.square().sum(dim=(0, 2, 3), dtype=torch.float64)
+        per_pixel, squares = per_pixel / 255, squares / 255**2
         if mode == "pixel":
-            self.mean = pixels.mean(dim=0, keepdim=True)
-            self.std = torch.ones(1, device=pixels.device)
+            self.mean = (per_pixel / count).float().unsqueeze(0)
+            self.std = torch.ones(1, device=train_images.device)
         else:
-            self.mean = pixels.mean(dim=(0, 2, 3), keepdim=True)
-            self.std = pixels.std(dim=(0, 2, 3), keepdim=True)
+            values = count * train_images.shape[2] * train_images.shape[3]
+            total = per_pixel.sum(dim=(1, 2))
+            variance = (squares - total.square() / values) / (values - 1)  # unbiased, as torch.std
+            self.mean = (total / values).float().view(1, -1, 1, 1)
+            self.std = variance.sqrt().float().view(1, -1, 1, 1)
         self.mode = mode
 
     def __call__(self, images: torch.Tensor, memory_format=torch.contiguous_format) -> torch.Tensor:

@@ -165,12 +165,20 @@ def test_epoch_order_is_seeded_and_resumable():
     assert not torch.equal(full[0][1], next(other_seed.batches(epoch=2))[1])
 
 
-def test_normalizer_modes():
+def test_normalizer_modes(monkeypatch):
     images = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8)
     pixel = data.Normalizer(images, "pixel")(images)
     assert pixel.mean(dim=0).abs().max() < 1e-5  # per-pixel mean subtraction (§4.2)
     channel = data.Normalizer(images, "channel")(images)
     assert channel.mean(dim=(0, 2, 3)).abs().max() < 1e-5
     assert torch.allclose(channel.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-3)
+    # the chunked float64 statistics equal those of the whole split as one float tensor
+    pixels = images.float() / 255
+    monkeypatch.setattr(data, "STATISTICS_CHUNK", 7)
+    chunked = data.Normalizer(images, "channel")
+    torch.testing.assert_close(chunked.mean, pixels.mean(dim=(0, 2, 3), keepdim=True), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(chunked.std, pixels.std(dim=(0, 2, 3), keepdim=True), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(data.Normalizer(images, "pixel").mean, pixels.mean(dim=0, keepdim=True),
+                               rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="normalize=zca is not allowed"):
         data.Normalizer(images, "zca")
