@@ -273,7 +273,8 @@ def run_perf(args: argparse.Namespace) -> int:
     cuda = device.type == "cuda"
     settings = perf.Settings(
         specs=args.specs, dataset=args.dataset, data_dir=args.data_dir, device=device,
-        iters=args.iters if args.iters is not None else (200 if cuda else 30), warmup=args.warmup if args.warmup is not None else (20 if cuda else 3),
+        iters=args.iters if args.iters is not None else (200 if cuda else 30),
+        warmup=args.warmup if args.warmup is not None else (20 if cuda else 3),
         repeats=args.repeats, batch_size=args.batch_size,
         workers=args.workers if args.workers is not None else standard.default_workers(),
         depths=tuple(args.depths), batch_sizes=tuple(args.batch_sizes), wandb=not args.no_wandb,

@@ -162,6 +162,18 @@ def _timed(device: torch.device, run_steps) -> float:
     return time.perf_counter() - started
 
 
+def _timed_training(device: torch.device, step, batches, warmup: int, iters: int) -> float:
+    """Seconds for `iters` calls of `step(images, labels, lr)` on `batches`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        step(*next(batches), 0.1)
+
+    def steps():
+        for _ in range(iters):
+            step(*next(batches), 0.1)
+
+    return _timed(device, steps)
+
+
 def _suite_batches(loader: cifar.EpochLoader):
     epoch = 0
     while True:
@@ -184,14 +196,7 @@ def _standard_train(spec: str, data: cifar.Cifar, s: Settings, memory: PeakMemor
     path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s.batch_size), s.device)
     batches = standard.endless(standard.loader(data.train, data.train.images, s.batch_size, s.workers, True, s.device))
     with memory or contextlib.nullcontext():
-        for _ in range(s.warmup):
-            path.step(*next(batches), 0.1)
-
-        def steps():
-            for _ in range(s.iters):
-                path.step(*next(batches), 0.1)
-
-        seconds = _timed(s.device, steps)
+        seconds = _timed_training(s.device, path.step, batches, s.warmup, s.iters)
     return s.iters * s.batch_size / seconds
 
 
@@ -243,15 +248,7 @@ def _suite_path(spec: str, data: cifar.Cifar, train_split: cifar.Split, s: Setti
 
 def _suite_train(path: train.TrainingPath, s: Settings, iters: int) -> float:
     """Seconds per step of the runner's training step, after `s.warmup` untimed steps."""
-    batches = _suite_batches(path.loader)
-    for _ in range(s.warmup):
-        path.step(*next(batches), 0.1)
-
-    def steps():
-        for _ in range(iters):
-            path.step(*next(batches), 0.1)
-
-    seconds = _timed(s.device, steps)
+    seconds = _timed_training(s.device, path.step, _suite_batches(path.loader), s.warmup, iters)
     path.totals()
     return seconds / iters
 
@@ -311,10 +308,11 @@ def measure_specs(s: Settings, data: cifar.Cifar, say) -> list[Row]:
                 say(f"[{repeat}/{s.repeats}] {spec:<12} {metric:<18} {pipeline}: {value:,.1f} {unit}")
 
             cuda = s.device.type == "cuda"
-            memory_a, memory_b = PeakMemory(s.device), PeakMemory(s.device)
-            add("train", "A", _standard_train(spec, data, s, memory_a if cuda else None), "img/s")
+            # on the CPU no sampler runs in the timed phases: it would compete with A for the cores
+            memory_a, memory_b = (PeakMemory(s.device), PeakMemory(s.device)) if cuda else (None, None)
+            add("train", "A", _standard_train(spec, data, s, memory_a), "img/s")
             path = _suite_path(spec, data, device_train, s)
-            with memory_b if cuda else contextlib.nullcontext():
+            with memory_b or contextlib.nullcontext():
                 step_seconds = _suite_train(path, s, s.iters)
             add("train", "B", s.batch_size / step_seconds, "img/s")
             if cuda:  # the allocator's own peak, reset per phase: exact in this process
