@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import variants
@@ -19,9 +20,12 @@ from . import recipe as recipes
 
 EPILOG = """\
 spec strings: NAME or NAME(key=value,...), e.g. resnet56, resnet34(shortcut=A),
-resnet50(stem=deep,shortcut=D), cifar(depth=38), timm/resnet50d.
-keys: depth, blocks, block, stride_in, stem, shortcut, zero_init (see README).
-"""
+resnet50(stem=deep,shortcut=D), resnet50b(se=true), cifar(depth=38), timm/resnet50d.
+keys:
+  depth: cifar 6n+2 (20, 32, ..., 1202); imagenet 18, 34, 50, 101, 152
+  blocks: blocks per stage, a-b-c (cifar) or a-b-c-d (imagenet)
+""" + "".join(f"  {axis.name}{'=true|false' if axis.flag else ''}: {axis.meaning}\n"
+             for axis in variants.Spec.chosen_axes() if axis.key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--compile", default="auto", choices=train.Execution.COMPILE_MODES,
                               help="torch.compile mode, or auto (default): reduce-overhead (CUDA graphs) on CUDA, "
                                    "off on the CPU")
+    train_parser.add_argument("--checkpoint-every", type=int, metavar="N",
+                              help="iterations between checkpoints (default: the recipe's, 2000 x scale for paper); a "
+                                   "multiple of the recipe's log interval; not part of the run id")
     train_parser.add_argument("--force", action="store_true", help="discard an existing record of this run and train again")
     train_parser.set_defaults(run=run_train)
 
@@ -115,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                               help="as for train (default: auto)")
     suite_parser.add_argument("--compile", default="auto", choices=train.Execution.COMPILE_MODES,
                               help="as for train (default: auto)")
+    suite_parser.add_argument("--checkpoint-every", type=int, metavar="N",
+                              help="as for train (default: the recipe's); not part of the run ids")
     suite_parser.set_defaults(run=run_suite)
 
     report_parser = commands.add_parser(
@@ -147,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
                              help="specs for step time against depth (default: resnet/plain 20-110; none: skip)")
     perf_parser.add_argument("--batch-sizes", nargs="*", type=int, default=list(perf.BATCH_SIZES), metavar="B",
                              help="batch sizes for step time against batch size (default: 64 128 256 512 1024)")
+    perf_parser.add_argument("--scaling-steps", type=int, metavar="N",
+                             help="timed steps per repeat of each depth / batch-size point (default: 10 on CPU, "
+                                  "50 on CUDA)")
+    perf_parser.add_argument("--scaling-repeats", type=int, default=5, metavar="K",
+                             help="repeats of each depth / batch-size point, interleaved across the points; each "
+                                  "point is reported as the median with its min-max range, and residual against "
+                                  "plain differences inside that range as noise (default: 5)")
     perf_parser.add_argument("--no-wandb", action="store_true", help="skip the W&B logging-cost measurement")
     perf_parser.add_argument("--out", metavar="DIR", help="output folder (default: results/perf/<cpu|cuda>)")
     perf_parser.set_defaults(run=run_perf)
@@ -218,11 +234,14 @@ def run_suite(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else suites.default_jobs(args.device)
     if jobs < 1:
         raise UserError(f"--jobs {jobs} is not allowed: it must be at least 1")
+    if args.checkpoint_every is not None:  # checked once here rather than failed by every training process
+        replace(recipes.get(args.recipe, args.scale), checkpoint_every=args.checkpoint_every)
     try:
         result = suites.run_suite(
             suite, planned, recipe=args.recipe, scale=args.scale, data_dir=args.data_dir,
             results_dir=args.results_dir, jobs=jobs, device=args.device, wandb_mode=args.wandb,
-            extra_args=("--precision", args.precision, "--compile", args.compile),
+            extra_args=("--precision", args.precision, "--compile", args.compile) + (
+                ("--checkpoint-every", str(args.checkpoint_every)) if args.checkpoint_every is not None else ()),
         )
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to continue where the suite stopped", file=sys.stderr)
@@ -260,6 +279,7 @@ def run_train(args: argparse.Namespace) -> int:
             args.spec, dataset=args.dataset, data_dir=args.data_dir, recipe=args.recipe, scale=args.scale,
             seed=args.seed, results_dir=args.results_dir, wandb_mode=args.wandb, execution=execution,
             force=args.force, download=not args.no_download, val_size=args.val_split, normalize=args.normalize,
+            checkpoint_every=args.checkpoint_every,
         )
     except KeyboardInterrupt:
         print("\ninterrupted: the run resumes from its last checkpoint when the same command is run again",
@@ -278,6 +298,8 @@ def run_perf(args: argparse.Namespace) -> int:
         repeats=args.repeats, batch_size=args.batch_size,
         workers=args.workers if args.workers is not None else standard.default_workers(),
         depths=tuple(args.depths), batch_sizes=tuple(args.batch_sizes), wandb=not args.no_wandb,
+        scaling_steps=args.scaling_steps if args.scaling_steps is not None else (50 if cuda else 10),
+        scaling_repeats=args.scaling_repeats,
         out=Path(args.out or f"results/perf/{device.type}"), command=perf.command_line(args.argv),
     )
     report = perf.run(settings)

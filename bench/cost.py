@@ -19,6 +19,8 @@ from torch import nn
 
 import variants
 
+from .errors import UserError
+
 
 @dataclass(frozen=True)
 class StageCost:
@@ -51,7 +53,7 @@ def measure(spec: str | variants.Spec | variants.TimmSpec, image_size: int | Non
     if num_classes is None:
         num_classes = 10 if isinstance(spec, variants.Spec) and spec.family == "cifar" else 1000
     if image_size < 1:
-        raise ValueError(f"image size {image_size} is not allowed: it must be at least 1")
+        raise UserError(f"image size {image_size} is not allowed: it must be at least 1")
     model = variants.create(spec, num_classes=num_classes)
     return model_cost(model, variants.canonical(spec), image_size, num_classes)
 

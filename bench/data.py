@@ -246,7 +246,7 @@ class EpochLoader:
 
     def __init__(self, split: Split, batch_size: int, seed: int):
         if len(split) < batch_size:
-            raise ValueError(f"batch size {batch_size} is larger than the {len(split)} images of the split")
+            raise DataError(f"batch size {batch_size} is larger than the {len(split)} images of the split")
         self.split = split
         self.batch_size = batch_size
         self.seed = seed

@@ -10,8 +10,10 @@ alike; each figure is the median of `repeats`.
 Per spec: training images/s, data-pipeline images/s (batches ready on the device, no model), inference
 images/s (A at its loader's batch size, B at the runner's evaluation batch), and peak memory. Then the cost
 of W&B logging, measured on the full runner (`train.run`) with W&B offline against disabled, and how B's step
-time grows with depth and with batch size. Everything lands in OUT/perf.csv, OUT/perf.md and
-OUT/scaling.png, the Markdown naming machine, device, versions and the command.
+time grows with depth and with batch size: each such point the median, with its min–max range, of
+`scaling_repeats` repeats of `scaling_steps` steps, the repeats interleaved across points. Everything lands
+in OUT/perf.csv, OUT/perf.md and OUT/scaling.png, the Markdown naming machine, device, versions and the
+command.
 """
 
 from __future__ import annotations
@@ -59,14 +61,15 @@ class Settings:
     workers: int = 2
     depths: tuple[str, ...] = DEPTHS
     batch_sizes: tuple[int, ...] = BATCH_SIZES
-    scaling_steps: int = 3
+    scaling_steps: int = 10  # timed steps per repeat of a scaling point (the CLI: 10 on CPU, 50 on CUDA)
+    scaling_repeats: int = 5  # repeats per scaling point, interleaved round-robin across points
     wandb: bool = True
     threads: int = field(default_factory=torch.get_num_threads)
     out: Path = Path("results/perf")
     command: str = ""
 
     def validate(self) -> None:
-        for name in ("iters", "repeats", "batch_size", "scaling_steps"):
+        for name in ("iters", "repeats", "batch_size", "scaling_steps", "scaling_repeats"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)} is not allowed: it must be at least 1")
         if self.warmup < 0 or self.workers < 0:
@@ -371,20 +374,33 @@ def measure_wandb(s: Settings, say) -> list[Row]:
     return rows
 
 
+def _scaling_warmup(s: Settings) -> int:
+    # CUDA graphs are recorded on the third call of a compiled model; eager CPU kernels are ready after one
+    return min(s.warmup, 5 if s.device.type == "cuda" else 1)
+
+
 def measure_scaling(s: Settings, data: cifar.Cifar, say) -> list[Row]:
-    """Step time of B against depth (batch `s.batch_size`) and against batch size (each spec)."""
+    """Step time of B against depth (batch `s.batch_size`) and against batch size (each spec). Each point is
+    measured `s.scaling_repeats` times, `s.scaling_steps` timed steps each; the repeats go round-robin across
+    the points (repeat 1 of every point, then repeat 2 of every point, ...) so that machine drift hits all
+    points alike rather than whichever point it happened to fall on."""
     rows = []
     device_train = data.train.to(s.device)
     points = [(spec, s.batch_size, "depth") for spec in s.depths]
     points += [(spec, size, "batch") for spec in s.specs for size in s.batch_sizes if size <= len(data.train)]
-    # CUDA graphs are recorded on the third call of a compiled model; eager CPU kernels are ready after one
-    warm = replace(s, warmup=min(s.warmup, 5 if s.device.type == "cuda" else 1))
-    for spec, size, axis in points:
-        path = _suite_path(spec, data, device_train, s, batch_size=size)
-        seconds = _suite_train(path, warm, s.scaling_steps)
-        rows.append(Row(spec, f"step_ms_by_{axis}", "B", 1, 1000 * seconds, "ms", size))
-        say(f"scaling {spec:<12} batch {size:>5}: {1000 * seconds:,.1f} ms/step")
-        del path
+    warm = replace(s, warmup=_scaling_warmup(s))
+    for repeat in range(1, s.scaling_repeats + 1):
+        for spec, size, axis in points:
+            # A fresh path per (point, repeat), warmed up each time, rather than one per point kept alive
+            # across repeats: memory stays that of one path (on CUDA each live path would hold its recorded
+            # CUDA graphs and buffers, up to batch 1024, for the whole phase), and each repeat includes what a
+            # rerun of the command varies (allocations, kernel choice), so the spread is that of independent
+            # measurements. The price is one build and the warm-up steps per repeat, untimed.
+            path = _suite_path(spec, data, device_train, s, batch_size=size)
+            seconds = _suite_train(path, warm, s.scaling_steps)
+            rows.append(Row(spec, f"step_ms_by_{axis}", "B", repeat, 1000 * seconds, "ms", size))
+            say(f"[{repeat}/{s.scaling_repeats}] scaling {spec:<12} batch {size:>5}: {1000 * seconds:,.1f} ms/step")
+            del path
     return rows
 
 
@@ -477,25 +493,33 @@ def markdown(frame, s: Settings) -> str:
             + " (the W&B service already running).",
         ]
     depth = frame[frame.metric == "step_ms_by_depth"]
-    if len(depth):
-        lines += ["", f"## B's step time against depth (batch {s.batch_size})", "",
-                  "| depth | residual ms/step | plain ms/step |", "| ---: | ---: | ---: |"]
-        by_axes = {(variants.parse(row.spec).depth, variants.parse(row.spec).plain): row.value
-                   for row in depth.itertuples()}
-        for d in sorted({d for d, _ in by_axes}):
-            lines.append(f"| {d} | {_cell(by_axes.get((d, False)))} | {_cell(by_axes.get((d, True)))} |")
     batch = frame[frame.metric == "step_ms_by_batch"]
+    warmup = _scaling_warmup(s)
+    method = [f"Each point is {s.scaling_repeats} repeat{'s' if s.scaling_repeats != 1 else ''} of "
+              f"{s.scaling_steps} timed step{'s' if s.scaling_steps != 1 else ''} (a fresh model each repeat, after "
+              f"{warmup} warm-up step{'s' if warmup != 1 else ''}), the repeats interleaved round-robin across all "
+              "points so that machine drift hits them alike. Cells: the median ms/step over the repeats and, in "
+              "brackets, its range (min–max) over the repeats; img/s is the batch size over the median. Where the "
+              "residual and the plain net's ranges overlap, their difference is within noise; elsewhere the "
+              "comparison is the ratio of medians.", ""]
+    if len(depth):
+        lines += ["", f"## B's step time against depth (batch {s.batch_size})", "", *method,
+                  "| depth | residual ms/step | plain ms/step | plain against residual |",
+                  "| ---: | ---: | ---: | --- |"]
+        for d, (residual, plain) in depth_series(frame).items():
+            lines.append(f"| {d} | {_spread_cell(residual)} | {_spread_cell(plain)} | "
+                         f"{noise_verdict(residual, plain)} |")
     if len(batch):
         specs = list(dict.fromkeys(batch.spec))
-        lines += ["", "## B's step time against batch size", "",
+        lines += ["", "## B's step time against batch size", "", *([] if len(depth) else method),
                   "| batch | " + " | ".join(f"{spec} ms/step | {spec} img/s" for spec in specs) + " |",
                   "| ---: | " + " | ".join("---: | ---:" for _ in specs) + " |"]
         for size in sorted(set(batch.batch_size)):
             cells = []
             for spec in specs:
-                value = batch[(batch.spec == spec) & (batch.batch_size == size)].value
-                ms = float(value.iloc[0]) if len(value) else None
-                cells.append(f"{_cell(ms)} | {_cell(size / ms * 1000 if ms else None, 0)}")
+                values = [float(v) for v in batch[(batch.spec == spec) & (batch.batch_size == size)].value]
+                ms = statistics.median(values) if values else None
+                cells.append(f"{_spread_cell(values)} | {_cell(size / ms * 1000 if ms else None, 0)}")
             lines.append(f"| {size} | " + " | ".join(cells) + " |")
     if len(depth) or len(batch):
         lines += ["", "![step time against depth and batch size](scaling.png)"]
@@ -504,6 +528,40 @@ def markdown(frame, s: Settings) -> str:
 
 def _cell(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _spread_cell(values: list[float], digits: int = 1) -> str:
+    """`median (min–max)` of the repeats, e.g. `1,104.2 (1,014.0–1,276.3)`; `-` when there are none."""
+    if not values:
+        return "-"
+    return (f"{statistics.median(values):,.{digits}f} "
+            f"({min(values):,.{digits}f}–{max(values):,.{digits}f})")
+
+
+def depth_series(frame) -> dict[int, tuple[list[float], list[float]]]:
+    """Per depth of the depth series (ascending): the repeats' ms/step of the residual net and of the plain one."""
+    series: dict[int, tuple[list[float], list[float]]] = {}
+    for row in frame[frame.metric == "step_ms_by_depth"].itertuples():
+        spec = variants.parse(row.spec)
+        series.setdefault(spec.depth, ([], []))[1 if spec.plain else 0].append(float(row.value))
+    return dict(sorted(series.items()))
+
+
+def noise_verdict(residual: list[float], plain: list[float]) -> str:
+    """Plain against residual at one depth: `within noise` where the two min–max ranges over the repeats
+    overlap, else `plain N% slower` / `plain N% faster` from the ratio of medians; `-` without both."""
+    if not residual or not plain:
+        return "-"
+    if min(residual) <= max(plain) and min(plain) <= max(residual):
+        return "within noise"
+    change = 100 * (statistics.median(plain) / statistics.median(residual) - 1)
+    words = f"plain {abs(change):.{0 if abs(change) >= 1 else 1}f}% {'slower' if change > 0 else 'faster'}"
+    return words if min(len(residual), len(plain)) > 1 else words + " (1 repeat: spread unknown)"
+
+
+def depth_verdicts(frame) -> dict[int, str]:
+    """`noise_verdict` per depth of the depth series."""
+    return {d: noise_verdict(residual, plain) for d, (residual, plain) in depth_series(frame).items()}
 
 
 def plot(frame, path: Path, s: Settings) -> None:
@@ -515,21 +573,42 @@ def plot(frame, path: Path, s: Settings) -> None:
 
     depth = frame[frame.metric == "step_ms_by_depth"].copy()
     batch = frame[frame.metric == "step_ms_by_batch"].copy()
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    # each point: the median of the repeats, its error bar the range (min–max) over them
+    spread = dict(marker="o", estimator="median", errorbar=("pi", 100), err_style="bars", err_kws={"capsize": 3})
     if len(depth):
         depth["depth"] = [variants.parse(spec).depth for spec in depth.spec]
         depth["net"] = ["plain" if variants.parse(spec).plain else "residual" for spec in depth.spec]
-        sns.lineplot(depth, x="depth", y="value", hue="net", marker="o", ax=axes[0])
+        nets = [net for net in ("residual", "plain") if net in set(depth.net)]
+        # residual a little left of its depth and plain a little right, so that their error bars do not hide
+        # each other; the ticks stay at the depths
+        nudge = 0.008 * (max(depth.depth) - min(depth.depth) or 100)
+        depth["x"] = depth.depth + [nudge if net == "plain" else -nudge for net in depth.net]
+        sns.lineplot(depth, x="x", y="value", hue="net", hue_order=nets, ax=axes[0], **spread)
+        noise = [d for d, verdict in depth_verdicts(frame).items() if verdict == "within noise"]
+        for d in noise:  # the two ranges overlap: the gap between the medians there is not a real difference
+            axes[0].annotate("≈ noise", (d, depth[depth.depth == d].value.max()), xytext=(0, 6),
+                             textcoords="offset points", ha="center", va="bottom", fontsize=8, color="dimgray")
         axes[0].set(title=f"Step time against depth (batch {s.batch_size})", xlabel="layers", ylabel="ms per step")
-        axes[0].set_ylim(bottom=0)
+        axes[0].set_xticks(sorted(set(depth.depth)))
+        axes[0].set_ylim(bottom=0, top=1.15 * depth.value.max())  # room for the annotations
+        axes[0].legend(title=None, loc="upper left")
+        if noise:
+            axes[0].text(0.98, 0.02, "≈ noise: residual and plain ranges overlap", transform=axes[0].transAxes,
+                         ha="right", va="bottom", fontsize=8, color="dimgray")
     if len(batch):
-        sns.lineplot(batch, x="batch_size", y="value", hue="spec", marker="o", ax=axes[1])
+        sns.lineplot(batch, x="batch_size", y="value", hue="spec", ax=axes[1], **spread)
         axes[1].set(xscale="log", yscale="log", title="Step time against batch size (log-log)", xlabel="batch size",
                     ylabel="ms per step")
         axes[1].minorticks_off()
         axes[1].set_xticks(sorted(set(batch.batch_size)), [str(b) for b in sorted(set(batch.batch_size))])
+        # 1-2-5 ticks in plain numbers: a log axis spanning less than a decade would otherwise show one label
+        axes[1].yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axes[1].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,g}"))
+        axes[1].legend(title=None, loc="upper left")
     device = _execution(s.device).describe()["device_name"]
-    figure.suptitle(f"resnet-bench training step ({device})", fontsize=10)
+    figure.suptitle(f"resnet-bench training step ({device}): median of {s.scaling_repeats} repeats of "
+                    f"{s.scaling_steps} steps, bars min–max over the repeats", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -4,12 +4,17 @@ The paper counts iterations, not epochs: lr 0.1, divided by 10 at 32k and 48k it
 batch 128, SGD momentum 0.9, weight decay 1e-4. Nets of 110 layers and more start at lr 0.01 until the
 training error is below 80% (about 400 iterations), then go back to 0.1. `scaled(F)` multiplies every
 iteration count by F, keeping the schedule's shape, so a quick look and a full run are the same recipe.
+
+Every field that decides what a run computes is part of its run id (`identity()`); fields that only set how
+often something happens without changing any recorded number (the checkpoint interval) are recorded in
+config.json but left out of the id, so changing them finds the same finished runs.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import ClassVar
 
 from .errors import UserError
 
@@ -35,14 +40,20 @@ class Recipe:
     log_every: int = 100  # iterations between training-metric records (each one host sync)
     eval_points: int = 16  # evaluations of test (and val) error over the run, besides the final one
     eval_subset: int = 0  # evaluate intermediate points on this many test images (0: all)
-    checkpoint_every: int = 2_000
+    checkpoint_every: int = 2_000  # iterations between checkpoints: a cadence, not part of the run id
     scale: float = 1.0
+
+    # Fields that change when something happens but no recorded number: recorded, not hashed.
+    CADENCE_FIELDS: ClassVar[tuple[str, ...]] = ("checkpoint_every",)
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
-            raise ValueError(f"the recipe has {self.iterations} iterations; it needs at least 1 (is --scale too small?)")
-        if self.checkpoint_every % self.log_every:
-            raise ValueError("checkpoint_every must be a multiple of log_every, so that checkpoints fall on log points")
+            raise UserError(f"the recipe has {self.iterations} iterations; it needs at least 1 (is --scale too small?)")
+        if self.log_every < 1:
+            raise UserError(f"log_every={self.log_every} is not allowed: it must be at least 1")
+        if self.checkpoint_every < 1 or self.checkpoint_every % self.log_every:
+            raise UserError(f"checkpoint_every={self.checkpoint_every} is not allowed: it must be a positive multiple "
+                            f"of log_every={self.log_every}, so that checkpoints fall on log points")
 
     def scaled(self, factor: float) -> "Recipe":
         """The same schedule stretched or shrunk by `factor` (iterations, milestones, warm-up, checkpoints)."""
@@ -77,6 +88,20 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def identity(self) -> dict:
+        """The fields that decide what a run computes, for its run id. Cadence fields are set to the value
+        the registered recipe of this name and scale has (removed for other recipes), whatever this recipe
+        says: so ids do not depend on them, and the ids of runs recorded before they were set apart stay
+        the same (those runs were hashed with exactly that value)."""
+        fields = self.to_dict()
+        default = get(self.name, self.scale) if self.name in RECIPES else None
+        for name in self.CADENCE_FIELDS:
+            if default is None:
+                del fields[name]
+            else:
+                fields[name] = getattr(default, name)
+        return fields
 
 
 RECIPES = {

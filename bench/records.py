@@ -1,14 +1,15 @@
 """The run records under RESULTS/runs/<run_id>/: the source of truth every report is built from.
 
     config.json      what was run: spec and its axes, recipe, dataset, seed, device, versions, git commit
+    source.diff      the uncommitted changes of the checkout it ran from, when there were any
     metrics.jsonl    one JSON object per log or evaluation point (the curves of Figure 6)
     summary.json     final errors, params, MACs, throughput, peak memory, wall time, and `status`
     checkpoint.pt    model, optimizer, schedule and data position, for resuming
 
 This module is the only code that writes there. Every JSON file is written to a temporary file and renamed
 into place, so a crash leaves the previous complete version, never half of one. The run id is a readable
-prefix plus a hash of everything that decides the result (spec, dataset, recipe with all its fields, seed),
-so the same run asked twice gets the same id.
+prefix plus a hash of everything that decides the result (spec, dataset, the recipe's `identity()`: all its
+fields but cadences such as the checkpoint interval, and the seed), so the same run asked twice gets the same id.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from . import provenance
 from .errors import UserError
 
 STATUSES = ("running", "interrupted", "failed", "diverged", "finished")
@@ -80,6 +82,7 @@ class RunRecord:
         self.metrics_path = self.dir / "metrics.jsonl"
         self.summary_path = self.dir / "summary.json"
         self.checkpoint_path = self.dir / "checkpoint.pt"
+        self.source_diff_path = self.dir / provenance.DIFF_NAME
 
     # ---- status --------------------------------------------------------------------------------------------
     def summary(self) -> dict | None:
@@ -89,11 +92,23 @@ class RunRecord:
         summary = self.summary()
         return summary.get("status") if summary else None
 
+    def config(self) -> dict | None:
+        return read_json(self.config_path)
+
     def write_config(self, config: dict) -> None:
         write_json(self.config_path, config)
 
+    def write_source_diff(self, diff: str | None) -> None:
+        """The uncommitted changes the run's code has (None: a clean checkout, and no stale diff is left)."""
+        if diff is None:
+            self.source_diff_path.unlink(missing_ok=True)
+            return
+        with _atomic(self.source_diff_path, "w") as handle:
+            handle.write(diff)
+
     def write_summary(self, summary: dict) -> None:
-        assert summary["status"] in STATUSES, summary["status"]
+        if summary.get("status") not in STATUSES:  # a bug in the writer, caught before it reaches the record
+            raise ValueError(f"status {summary.get('status')!r} is not a run status; one of: {', '.join(STATUSES)}")
         write_json(self.summary_path, summary)
 
     # ---- curves ---------------------------------------------------------------------------------------------
@@ -155,5 +170,5 @@ class RunRecord:
 
     def clear(self) -> None:
         """Remove every record of this run (for --force)."""
-        for path in (self.summary_path, self.metrics_path, self.checkpoint_path, self.config_path):
+        for path in (self.summary_path, self.metrics_path, self.checkpoint_path, self.config_path, self.source_diff_path):
             path.unlink(missing_ok=True)

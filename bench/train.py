@@ -14,7 +14,6 @@ import datetime
 import math
 import platform
 import resource
-import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +26,7 @@ import variants
 
 from . import data as cifar
 from . import recipe as recipes
-from . import records
+from . import provenance, records
 from .cost import model_cost
 from .errors import UserError
 from .tracking import Tracker, default_mode, warn
@@ -214,7 +213,7 @@ class Outcome:
 
 
 def identify(spec: str, dataset: str, recipe: str | recipes.Recipe = "paper", scale: float = 1.0, seed: int = 0,
-             val_size: int | None = None, normalize: str | None = None):
+             val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None):
     """What a request amounts to: (parsed spec, canonical spec, recipe, run id), validated; nothing is built."""
     parsed = variants.parse(spec)
     canonical = variants.canonical(parsed)
@@ -222,20 +221,23 @@ def identify(spec: str, dataset: str, recipe: str | recipes.Recipe = "paper", sc
         plan = recipe if scale == 1.0 else recipe.scaled(scale)
     else:
         plan = recipes.get(recipe, scale)
-    overrides = {key: value for key, value in (("val_size", val_size), ("normalize", normalize)) if value is not None}
+    overrides = {key: value for key, value in (("val_size", val_size), ("normalize", normalize),
+                                               ("checkpoint_every", checkpoint_every)) if value is not None}
     plan = replace(plan, **overrides)
     if dataset not in cifar.DATASETS:
         raise cifar.DataError(f"unknown dataset {dataset!r}; choose one of: {', '.join(cifar.DATASETS)}")
-    return parsed, canonical, plan, records.run_id(canonical, dataset, plan.to_dict(), seed)
+    return parsed, canonical, plan, records.run_id(canonical, dataset, plan.identity(), seed)
 
 
 def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", recipe: str | recipes.Recipe = "paper",
         scale: float = 1.0, seed: int = 0, results_dir: str | Path = "results", wandb_mode: str | None = None,
         execution: Execution | None = None, force: bool = False, download: bool = True,
-        val_size: int | None = None, normalize: str | None = None, quiet: bool = False) -> Outcome:
+        val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None,
+        quiet: bool = False) -> Outcome:
     """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does."""
     started = time.perf_counter()
-    parsed, canonical, plan, run_id = identify(spec, dataset, recipe, scale, seed, val_size, normalize)
+    parsed, canonical, plan, run_id = identify(spec, dataset, recipe, scale, seed, val_size, normalize,
+                                               checkpoint_every)
     record = records.RunRecord(results_dir, run_id)
     say = (lambda *_: None) if quiet else print
     status = None if force else record.status()
@@ -258,10 +260,16 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
             warn(f"resuming with other execution settings than the checkpoint's ({checkpoint['execution']}); the "
                  f"result will not be bit-identical to an uninterrupted run")
 
+        source = provenance.source_of(exclude=(Path(results_dir), Path(data_dir)))
+        code = provenance.version({"source": source.to_dict()})
+        if checkpoint and checkpoint.get("source_version", code) != code:
+            warn(f"resuming with other code ({code}) than the checkpoint's ({checkpoint['source_version']}); the "
+                 f"records describe the code of this attempt")
         torch.manual_seed(seed)
         model = variants.create(parsed, num_classes=data.num_classes)
         cost = model_cost(model, canonical, image_size=32, num_classes=data.num_classes)
-        config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir)
+        config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir, source)
+        record.write_source_diff(source.diff)
         record.write_config(config)
         wandb_id = checkpoint["wandb_id"] if checkpoint else f"{run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"
         tracker = Tracker(
@@ -370,7 +378,7 @@ def train_loop(model: nn.Module, spec, data: cifar.Cifar, plan: recipes.Recipe, 
                         "warmup_end": warmup_end, "train_seconds": train_seconds,
                         "wall_seconds": wall_before + time.perf_counter() - started,
                         "rng_cpu": torch.get_rng_state(), "execution": execution.describe(),
-                        "wandb_id": tracker.wandb_id,
+                        "wandb_id": tracker.wandb_id, "source_version": provenance.version(record.config() or {}),
                     })
                     record.write_summary(summary("running"))
                 segment_start = time.perf_counter()
@@ -422,23 +430,19 @@ def _now() -> str:
 
 
 def _variant_axes(spec) -> dict:
+    """The variant's axes for config.json and W&B (`variant.<axis>`), as `variants.Spec` declares them."""
     if isinstance(spec, variants.TimmSpec):
         return {"family": "timm", "timm_model": spec.name}
-    return {
-        "family": spec.family, "depth": spec.depth, "block": spec.block, "layers": list(spec.layers),
-        "stem": spec.stem, "stride_in": spec.stride_in, "shortcut": spec.shortcut, "zero_init": spec.zero_init,
-        "tweak": spec.tweak or "none", "plain": spec.plain,
-    }
+    return spec.axis_values()
 
 
 def _tags(spec, dataset: str, plan: recipes.Recipe) -> list[str]:
-    axes = _variant_axes(spec)
-    keys = ("family", "depth", "block", "stem", "shortcut", "tweak", "timm_model")
-    return [f"{key}:{axes[key]}" for key in keys if key in axes] + [f"dataset:{dataset}", f"recipe:{plan.name}"]
+    variant = ["family:timm", f"timm_model:{spec.name}"] if isinstance(spec, variants.TimmSpec) else spec.tags()
+    return variant + [f"dataset:{dataset}", f"recipe:{plan.name}"]
 
 
 def _config(run_id: str, given: str, spec, canonical: str, data: cifar.Cifar, plan: recipes.Recipe, seed: int,
-            execution: Execution, data_dir) -> dict:
+            execution: Execution, data_dir, source: provenance.Source) -> dict:
     import timm
     import torchvision
     import wandb
@@ -460,7 +464,8 @@ def _config(run_id: str, given: str, spec, canonical: str, data: cifar.Cifar, pl
             "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "timm": timm.__version__, "wandb": wandb.__version__, "resnet_bench": _package_version(),
         },
-        "git_commit": _git_commit(),
+        "git_commit": source.git_commit,
+        "source": source.to_dict(),
         "created_at": _now(),
     }
 
@@ -472,17 +477,3 @@ def _package_version() -> str:
         return version("resnet-bench")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _git_commit() -> str | None:
-    """HEAD of the checkout the code runs from, with '-dirty' when it has uncommitted changes."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        if commit.returncode:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return commit.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None

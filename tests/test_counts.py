@@ -5,7 +5,7 @@ from torch import nn
 
 import variants
 from bench import cost
-from variants.layers import BasicBlock, Bottleneck
+from variants.layers import BasicBlock, BlockConfig, Bottleneck
 
 
 def n_params(model: nn.Module) -> int:
@@ -53,12 +53,12 @@ def test_stride_placement_changes_macs_not_params():
 
 
 def test_bottleneck_cost_of_figure_5():
-    basic_on_64 = BasicBlock(64, 64, stride=1, shortcut="B")
-    bottleneck_on_256 = Bottleneck(256, 64, stride=1, shortcut="B")
+    basic_on_64 = BasicBlock(BlockConfig(64, 64, shortcut="B"))
+    bottleneck_on_256 = Bottleneck(BlockConfig(256, 64, shortcut="B", stride_in="1x1"))
     assert conv_weights(basic_on_64) == 73_728
     assert conv_weights(bottleneck_on_256) == 69_632
     # "replacing the identity shortcut with projection ... the time complexity and model size are doubled"
-    projected = conv_weights(Bottleneck(256, 64, stride=1, shortcut="C"))
+    projected = conv_weights(Bottleneck(BlockConfig(256, 64, shortcut="C", stride_in="1x1")))
     assert projected == 69_632 + 256 * 256
     assert projected / conv_weights(bottleneck_on_256) == pytest.approx(2.0, rel=0.1)
 

@@ -54,6 +54,7 @@ def outputs_of_both(reference: nn.Module, ours_spec: str) -> tuple[torch.Tensor,
         ("torchvision/resnet101", "resnet101b"),
         ("timm/resnet50c", "resnet50c"),
         ("timm/resnet50d", "resnet50d"),
+        ("timm/seresnet50", "resnet50b(se=true)"),
     ],
 )
 def test_same_outputs_as_reference_with_copied_weights(reference_name, ours_spec):
@@ -78,3 +79,11 @@ def test_timm_spec_builds_timm_model():
     model = variants.create("timm/resnet50d", num_classes=10)
     assert type(model).__module__.startswith("timm.")
     assert model.fc.out_features == 10
+
+
+def test_se_resnet50_has_timms_parameter_count():
+    """SE-ResNet-50 (timm's seresnet50: ResNet-B with SE, reduction 16, after each block's last BN)."""
+    ours = sum(p.numel() for p in variants.create("resnet50b(se=true)").parameters())
+    theirs = sum(p.numel() for p in timm.create_model("seresnet50", pretrained=False).parameters())
+    assert ours == theirs == 28_088_024
+    assert ours - sum(p.numel() for p in variants.create("resnet50b").parameters()) == 2_530_992

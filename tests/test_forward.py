@@ -5,7 +5,9 @@ import torch
 from torch import nn
 
 import variants
-from variants.layers import ZeroPadShortcut
+from variants import Spec, SpecError, layers
+from variants.layers import MissingBuilderError, ZeroPadShortcut
+from variants.spec import Axis
 
 
 def forward_backward(spec: str, image_size: int, num_classes: int) -> None:
@@ -111,3 +113,76 @@ def test_kaiming_fan_out_init_and_optional_zero_init():
     x = torch.randn(2, 16, 32, 32)
     with torch.no_grad():  # with gamma = 0 the residual branch is silent: the block is relu(shortcut)
         assert torch.allclose(block(x), torch.relu(x))
+
+
+# ---- builder registries: a value is either built or rejected, never mis-built ---------------------------------
+
+def allow_in_spec_only(monkeypatch, axis_name: str, extra) -> None:
+    """What a developer does who adds a value to the Spec's allowed values and forgets its builder."""
+    real_choices = Axis.choices
+
+    def choices(self, spec):
+        allowed = real_choices(self, spec)
+        return allowed + (extra,) if self.name == axis_name else allowed
+
+    monkeypatch.setattr(Axis, "choices", choices)
+
+
+@pytest.mark.parametrize(
+    "axis_name, value, written, registered",
+    [
+        ("stem", "9x9", "resnet18(stem=9x9)", "7x7, deep"),
+        ("stem", "5x5", "resnet20(stem=5x5)", "3x3, deep"),
+        ("shortcut", "E", "resnet20(shortcut=E)", "A, B, C, D, none"),
+        ("stride_in", "2x2", "resnet50(stride_in=2x2)", "1x1, 3x3"),
+        ("block", "wide", "imagenet(blocks=1-1-1-1,block=wide)", "basic, bottleneck"),
+    ],
+)
+def test_a_value_the_spec_allows_without_a_builder_fails_loudly(monkeypatch, axis_name, value, written, registered):
+    with pytest.raises(SpecError):  # before: rejected by the spec
+        variants.parse(written)
+    allow_in_spec_only(monkeypatch, axis_name, value)
+    spec = variants.parse(written)
+    assert getattr(spec, axis_name) == value
+    with pytest.raises(MissingBuilderError) as error:
+        variants.create(spec)
+    assert str(error.value) == (f"{axis_name}={value} is allowed by the Spec but variants/layers.py has no builder "
+                                f"for it (registered: {registered})")
+
+
+def test_allowed_values_are_the_registry_keys():
+    resnet18, resnet20, resnet50 = (variants.parse(name) for name in ("resnet18", "resnet20", "resnet50"))
+    assert Spec.axis("stem").choices(resnet18) == tuple(layers.STEMS["imagenet"]) == ("7x7", "deep")
+    assert Spec.axis("stem").choices(resnet20) == tuple(layers.STEMS["cifar"]) == ("3x3", "deep")
+    assert Spec.axis("shortcut").choices(resnet20) == tuple(layers.SHORTCUTS)
+    assert Spec.axis("stride_in").choices(resnet50) == tuple(layers.STRIDE_PLACEMENTS)
+    assert Spec.axis("block").choices(resnet50) == tuple(layers.BLOCKS)
+
+
+def test_a_builder_added_to_a_registry_is_allowed_and_built(monkeypatch):
+    monkeypatch.setitem(layers.SHORTCUTS, "twice", lambda i, o, s: layers.option_c(i, o, s))
+    model = variants.create("resnet20(shortcut=twice)")
+    assert variants.canonical("resnet20(shortcut=twice)") == "resnet20(shortcut=twice)"
+    assert all(isinstance(s, nn.Sequential) for s in shortcuts(model))
+
+
+# ---- squeeze-and-excitation: the axis added through the declarations --------------------------------------
+
+def test_se_sits_after_the_last_bn_and_gates_channels():
+    model = variants.create("resnet50b(se=true)")
+    block = model.layer1[0]
+    assert isinstance(block.attn, layers.SqueezeExcite)
+    assert (block.attn.fc1.in_channels, block.attn.fc1.out_channels) == (256, 16)  # reduction 16 of 4 x 64
+    assert variants.create("resnet20(se=true)").layer3[0].attn.fc1.out_channels == 4  # 64 // 16
+    assert variants.create("resnet50b").layer1[0].attn is None
+    se = layers.SqueezeExcite(8, reduction=4)
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        gate = torch.sigmoid(se.fc2(torch.relu(se.fc1(x.mean((2, 3), keepdim=True)))))
+        assert torch.allclose(se(x), x * gate)
+
+
+@pytest.mark.parametrize("spec, image_size", [("resnet20(se=true)", 32), ("resnet18(se=true,shortcut=D)", 64),
+                                              ("resnet50d(se=true)", 64)])
+def test_se_variants_forward_backward(spec, image_size):
+    forward_backward(spec, image_size, 10)

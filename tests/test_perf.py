@@ -2,6 +2,7 @@
 and every ratio it reports is a finite number. No timing is asserted: these machines are too noisy."""
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -9,11 +10,15 @@ import torch
 
 import variants
 from bench import data as cifar
+from bench import perf as bench_perf
 from bench import standard
 from bench.cli import main
 from bench.recipe import RECIPES
 
-TINY = ["--iters", "2", "--warmup", "1", "--repeats", "1", "--batch-size", "16", "--workers", "1"]
+TINY = ["--iters", "2", "--warmup", "1", "--repeats", "1", "--batch-size", "16", "--workers", "1",
+        "--scaling-steps", "1", "--scaling-repeats", "2"]
+# median (min–max) of the repeats, e.g. 1,104.2 (1,014.0–1,276.3)
+SPREAD_CELL = re.compile(r"^[\d,]+\.\d \([\d,]+\.\d–[\d,]+\.\d\)$")
 
 
 def perf(root, out, *extra):
@@ -28,6 +33,19 @@ def ratio_cells(markdown: str) -> list[str]:
         if len(parts) == 5 and parts[0] == "resnet20" and parts[4].endswith("x"):
             cells.append(parts[4])
     return cells
+
+
+def table_rows(markdown: str, heading: str) -> list[list[str]]:
+    """The body rows of the first table after the line starting with `heading`, as lists of cells."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    table = []
+    for line in lines[start + 1:]:
+        if line.startswith("|"):
+            table.append([part.strip() for part in line.strip().strip("|").split("|")])
+        elif table:
+            break
+    return table[2:]  # past the header and the alignment row
 
 
 def test_perf_writes_table_csv_and_plot_with_finite_ratios(tmp_path, tiny_cifar10, capsys):
@@ -45,12 +63,24 @@ def test_perf_writes_table_csv_and_plot_with_finite_ratios(tmp_path, tiny_cifar1
     for metric in ("train", "data", "inference", "peak_memory"):
         assert set(frame[frame.metric == metric].pipeline) == {"A", "B"}, metric
     assert set(frame[frame.metric == "step_ms_by_depth"].spec) == {"resnet20", "plain20"}
-    assert sorted(frame[frame.metric == "step_ms_by_batch"].batch_size) == [16, 32]
+    assert sorted(set(frame[frame.metric == "step_ms_by_batch"].batch_size)) == [16, 32]
+    scaling = frame[frame.metric.str.startswith("step_ms_by_")]
+    assert len(scaling) == 2 * (2 + 2)  # --scaling-repeats 2 of each of the 2 depth and 2 batch points
+    for point, repeats in scaling.groupby(["spec", "metric", "batch_size"]).repeat:
+        assert sorted(repeats) == [1, 2], point
+    assert scaling.value.gt(0).all()
     assert frame[frame.unit == "img/s"].value.gt(0).all()
     assert {"wandb_disabled", "wandb_offline", "wandb_offline_log_share"} <= set(frame.metric)
     log_share = frame[frame.metric == "wandb_offline_log_share"].value
     assert log_share.between(0, 100).all()
     assert "| 20 |" in markdown and "| 32 |" in markdown  # depth and batch tables
+    assert "2 repeats of 1 timed step" in markdown and "min–max" in markdown
+    [depth_row] = table_rows(markdown, "## B's step time against depth")
+    assert depth_row[0] == "20" and all(SPREAD_CELL.match(cell) for cell in depth_row[1:3]), depth_row
+    assert depth_row[3] == "within noise" or re.fullmatch(r"plain [\d.]+% (slower|faster)", depth_row[3]), depth_row
+    batch_rows = table_rows(markdown, "## B's step time against batch size")
+    assert [row[0] for row in batch_rows] == ["16", "32"]
+    assert all(SPREAD_CELL.match(row[1]) and float(row[2].replace(",", "")) > 0 for row in batch_rows), batch_rows
     assert "written:" in capsys.readouterr().out
 
 
@@ -68,6 +98,8 @@ def test_perf_without_wandb_or_scaling_has_no_such_sections(tmp_path, tiny_cifar
     (["perf", "resnet21"], "resnet21"),
     (["perf", "resnet20", "--iters", "0"], "--iters 0 is not allowed: it must be at least 1"),
     (["perf", "resnet20", "--batch-sizes", "0"], "every batch size must be at least 1"),
+    (["perf", "resnet20", "--scaling-steps", "0"], "--scaling-steps 0 is not allowed: it must be at least 1"),
+    (["perf", "resnet20", "--scaling-repeats", "0"], "--scaling-repeats 0 is not allowed: it must be at least 1"),
     (["perf", "resnet20", "--depths", "resnet50"], "--depths resnet50: the depth series takes CIFAR-family specs"),
 ])
 def test_bad_perf_input_is_one_line_error(tmp_path, tiny_cifar10, capsys, args, message):
@@ -76,6 +108,24 @@ def test_bad_perf_input_is_one_line_error(tmp_path, tiny_cifar10, capsys, args, 
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "perf").exists()
+
+
+def test_depth_comparison_calls_overlapping_ranges_noise():
+    """Plain against residual per depth: overlapping min–max ranges are noise; separated ones give the ratio
+    of medians."""
+    def rows(spec, values):
+        return [{"spec": spec, "metric": "step_ms_by_depth", "pipeline": "B", "repeat": repeat, "value": value,
+                 "unit": "ms", "batch_size": 128} for repeat, value in enumerate(values, 1)]
+
+    frame = pd.DataFrame(rows("resnet20", [100, 110, 104]) + rows("plain20", [108, 125, 112])  # overlap
+                         + rows("resnet56", [100, 101, 102]) + rows("plain56", [112, 113, 114])  # 113/101: 12% slower
+                         + rows("resnet110", [200, 205, 210]) + rows("plain110", [186, 190, 199])  # 190/205: 7% faster
+                         + rows("resnet32", [50, 51]))  # no plain net at this depth
+    assert bench_perf.depth_verdicts(frame) == {20: "within noise", 32: "-", 56: "plain 12% slower",
+                                                110: "plain 7% faster"}
+    assert bench_perf.noise_verdict([10.0, 12.0], [12.0, 14.0]) == "within noise"  # touching ranges overlap
+    assert bench_perf.noise_verdict([10.0], [11.0]) == "plain 10% slower (1 repeat: spread unknown)"
+    assert bench_perf._spread_cell([1014.0, 1276.3, 1104.2]) == "1,104.2 (1,014.0–1,276.3)"
 
 
 def test_standard_recipe_sees_the_same_images_as_the_suite(tiny_cifar10):

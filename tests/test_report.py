@@ -149,3 +149,43 @@ def test_bottleneck_cost_page_against_table_1(tmp_path):
     blocks = pd.read_csv(out_dir / "fig5_blocks.csv")
     assert list(blocks.conv_weights) == [73_728, 69_632, 69_632 + 65_536]
     assert "trains nothing" in (out_dir / "bottleneck.md").read_text()
+
+
+def test_variant_pages_show_an_axis_that_varies_beyond_the_pages_own(tmp_path):
+    """A custom experiment on a shortcuts page that also varies SE gets an SE column: the page names what differs."""
+    path = tmp_path / "se.toml"
+    path.write_text('name = "se"\ndataset = "cifar10"\n[experiments.se]\ntitle = "SE"\nreport = "shortcuts"\n'
+                    'runs = ["resnet20", "resnet20(se=true)", "resnet20(shortcut=B,se=true)"]\n')
+    out_dir = report.build(str(path), results_dir=tmp_path / "results", wandb_mode="disabled")
+    page = (out_dir / "se.md").read_text()
+    assert "| spec | shortcut | SE | params |" in page
+    # SE adds, per block of width C with C // 16 = r: C*r + r + r*C + C; 3 blocks each of 16, 32, 64: 2,373
+    assert "| `resnet20(se=true)` | option A | true | 272,095 |" in page
+    table = pd.read_csv(out_dir / "shortcuts.csv")
+    assert list(table.se) == [False, True, True] and list(table.blocks_per_stage) == ["3-3-3"] * 3
+
+
+def test_pages_list_the_code_their_runs_came_from_and_warn_when_it_differs(tmp_path):
+    path = tmp_path / "code.toml"
+    path.write_text('name = "code"\ndataset = "cifar10"\n[experiments.shortcuts]\ntitle = "Shortcuts"\n'
+                    'report = "shortcuts"\nruns = ["resnet20", "resnet20(shortcut=B)"]\n'
+                    '[experiments.stems]\ntitle = "Stems"\nreport = "stems"\nruns = ["resnet18"]\n')
+    results = tmp_path / "results"
+    sources = {"resnet20": {"commit": "a" * 40, "dirty": False},
+               "resnet20(shortcut=B)": {"commit": "a" * 40, "dirty": True, "diff": "source.diff",
+                                        "diff_sha256": "5e" * 32},
+               "resnet18": {"commit": "b" * 40, "dirty": False}}
+    for run in suites.expand(suites.load(path), "paper", 0.05, 1):
+        record = RunRecord(results, run.run_id)
+        record.write_config({"spec": run.spec, "recipe": {"name": "paper", "scale": 0.05, "iterations": 3200},
+                             "source": sources[run.spec]})
+        record.write_summary({"status": "finished", "test_error": 10.0, "updated_at": "2026-11-21T10:00:00+00:00"})
+    out_dir = report.build(str(path), results_dir=results, recipe="paper", scale=0.05, wandb_mode="disabled")
+    shortcuts = (out_dir / "shortcuts.md").read_text()
+    assert ("**Warning: these runs come from 2 versions of the code:** `aaaaaaaaaa` (1 run), `aaaaaaaaaa+diff 5e5e5e5e` "
+            "(1 run). A difference between variants may come from the code") in shortcuts
+    assert "stored as `source.diff` in each run's folder" in shortcuts
+    stems = (out_dir / "stems.md").read_text()
+    assert "Code: `bbbbbbbbbb` (1 run)." in stems and "Warning" not in stems
+    index = (out_dir / "index.md").read_text()
+    assert "**Warning: these runs come from 3 versions of the code:**" in index

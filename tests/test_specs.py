@@ -31,6 +31,10 @@ def test_every_preset_is_its_own_canonical_name():
         ("resnet50d(zero_init=true)", "resnet50d(zero_init=true)"),
         ("resnet50(stem=deep,shortcut=D)", "resnet50d(stride_in=1x1)"),
         ("timm/resnet50d", "timm/resnet50d"),
+        ("resnet50b(se=true)", "resnet50b(se=true)"),
+        ("resnet50(se=false)", "resnet50"),
+        ("resnet20(se=true,zero_init=true)", "resnet20(zero_init=true,se=true)"),
+        ("resnet50(se=true,shortcut=D,stem=deep,stride_in=3x3)", "resnet50d(se=true)"),
     ],
 )
 def test_canonical_form(written, canonical):
@@ -39,11 +43,12 @@ def test_canonical_form(written, canonical):
 
 
 def test_canonical_round_trips_over_all_axes():
-    for base, stem, shortcut, zero_init in itertools.product(
+    for base, stem, shortcut, zero_init, se in itertools.product(
         ["resnet20", "resnet18", "resnet50", "cifar(depth=14)"], ["keep", "deep"], ["A", "B", "C", "D", "none"],
-        ["true", "false"],
+        ["true", "false"], ["true", "false"],
     ):
-        options = [f"shortcut={shortcut}", f"zero_init={zero_init}"] + ([f"stem={stem}"] if stem != "keep" else [])
+        options = [f"shortcut={shortcut}", f"zero_init={zero_init}", f"se={se}"] + (
+            [f"stem={stem}"] if stem != "keep" else [])
         spec_text = f"{base[:-1]},{','.join(options)})" if "(" in base else f"{base}({','.join(options)})"
         spec = variants.parse(spec_text)
         assert variants.parse(variants.canonical(spec)) == spec, spec_text
@@ -69,7 +74,9 @@ def test_available_filters_presets():
     "text, message",
     [
         ("resnet51", "unknown variant 'resnet51'; closest: resnet56, resnet50"),
-        ("resnet20(shortcat=A)", "unknown axis 'shortcat' (did you mean shortcut?)"),
+        ("resnet20(shortcat=A)", "unknown axis 'shortcat' (did you mean shortcut?); allowed: depth, blocks, block, "
+                                 "stride_in, stem, shortcut, zero_init, se"),
+        ("resnet20(se=yes)", "se=yes is not allowed; choose one of: true, false"),
         ("resnet20(shortcut=E)", "shortcut=E is not allowed; choose one of: A, B, C, D, none"),
         ("resnet20(stem=7x7)", "stem=7x7 is not allowed; choose one of: 3x3, deep"),
         ("resnet20(depth=21)", "depth=21 is not a CIFAR ResNet depth: it must be 6n+2"),
@@ -109,3 +116,23 @@ def test_spec_validates_on_construction():
         Spec(family="cifar", block="basic", layers=(3, 3, 3), stem="3x3", shortcut="X")
     with pytest.raises(SpecError, match="the cifar family has 3 stages"):
         Spec(family="cifar", block="basic", layers=(3, 3), stem="3x3", shortcut="A")
+
+
+def test_axes_are_declared_once_on_the_spec():
+    names = [axis.name for axis in Spec.axes()]
+    assert names == ["family", "block", "layers", "stride_in", "stem", "shortcut", "zero_init", "se",
+                     "depth", "tweak", "plain"]
+    assert [axis.name for axis in Spec.option_axes()] == ["stride_in", "stem", "shortcut", "zero_init", "se"]
+    spec = variants.parse("resnet50d(se=true)")
+    assert spec.axis_values() == {"family": "imagenet", "block": "bottleneck", "layers": [3, 4, 6, 3],
+                                  "stride_in": "3x3", "stem": "deep", "shortcut": "D", "zero_init": False,
+                                  "se": True, "depth": 50, "tweak": "D", "plain": False}
+    assert spec.tags() == ["family:imagenet", "block:bottleneck", "stem:deep", "shortcut:D", "se:true", "depth:50",
+                           "tweak:D"]
+    assert variants.parse("resnet20").axis_values()["tweak"] == "none"
+
+
+def test_describe_reads_every_axis():
+    assert variants.describe(variants.parse("resnet50d(se=true,zero_init=true)")) == (
+        "imagenet, 50 layers, bottleneck blocks 3-4-6-3, stride in 3x3 (ResNet-B), deep stem, "
+        "ResNet-D avg-pool shortcut, zero-init last BN, squeeze-and-excitation (reduction 16)")

@@ -2,15 +2,9 @@
 
 Grammar: ``NAME`` or ``NAME(key=value,...)``, where NAME is a preset (``resnet50d``), a family
 (``cifar``, ``imagenet``: they need ``depth=`` or ``blocks=``), or ``timm/MODEL`` for a timm model. The
-keys are the `Spec` axes:
-
-    depth=N            cifar: 6n+2; imagenet: one of Table 1's 18/34/50/101/152
-    blocks=a-b-c[-d]   blocks per stage (3 stages for cifar, 4 for imagenet)
-    block=basic|bottleneck          (imagenet)
-    stem=7x7|deep (imagenet), 3x3|deep (cifar)
-    stride_in=1x1|3x3  where a downsampling bottleneck strides (3x3 is the ResNet-B tweak)
-    shortcut=A|B|C|D|none          (the paper's options A/B/C, the ResNet-D avg-pool shortcut, or plain)
-    zero_init=true|false
+keys are ``depth=N`` (cifar: 6n+2; imagenet: one of Table 1's 18/34/50/101/152), ``blocks=a-b-c[-d]``
+(blocks per stage) and the `Spec` axes declared in `variants.spec` (block, stride_in, stem, shortcut,
+zero_init, se), each with the values its builder registry has.
 
 Parsing is strict (unknown names and keys, repeated keys and bad values are errors that say what is
 allowed), and every spec has one canonical string: the closest preset plus the axes that differ from it,
@@ -25,12 +19,11 @@ import warnings
 from dataclasses import dataclass, replace
 
 from .presets import PRESETS, cifar_spec
-from .spec import IMAGENET_DEPTHS, STAGE_WIDTHS, SHORTCUT_MEANING, Spec, SpecError, cifar_depth_to_n
+from .spec import IMAGENET_DEPTHS, STAGE_WIDTHS, Spec, SpecError, cifar_depth_to_n
 
 FAMILY_NAMES = ("cifar", "imagenet")
-KEYS = ("depth", "blocks", "block", "stride_in", "stem", "shortcut", "zero_init")
-# Axes that are not structure, in the order a canonical string lists them.
-STYLE_AXES = ("stride_in", "stem", "shortcut", "zero_init")
+# Size keys, then every axis a spec string may set, as the Spec declares them.
+KEYS = ("depth", "blocks") + tuple(axis.name for axis in Spec.chosen_axes() if axis.key)
 
 _SPEC_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-/]+)(?:\((?P<args>[^()]*)\))?$")
 
@@ -93,13 +86,11 @@ def describe(spec: Spec | TimmSpec) -> str:
     parts = [
         f"{spec.family}, {spec.depth} layers",
         f"{spec.block} blocks {'-'.join(map(str, spec.layers))}",
-        f"{spec.stem} stem",
     ]
-    if spec.stride_in:
-        parts.append("stride in 1x1 (original)" if spec.stride_in == "1x1" else "stride in 3x3 (ResNet-B)")
-    parts.append(SHORTCUT_MEANING[spec.shortcut].split(":")[0])
-    if spec.zero_init:
-        parts.append("zero-init last BN")
+    for axis in Spec.option_axes():
+        words = axis.describe(getattr(spec, axis.name))
+        if words:
+            parts.append(words)
     return ", ".join(parts)
 
 
@@ -173,26 +164,13 @@ def _apply(base: Spec, options: dict[str, str]) -> Spec:
                 f"{len(STAGE_WIDTHS[family])}"
             )
     block = options.get("block", block)
-    if "stride_in" in options:
-        stride_in = options["stride_in"]
-    elif block == "bottleneck":
-        stride_in = base.stride_in or "1x1"
-    else:
-        stride_in = None
-    zero_init = base.zero_init
-    if "zero_init" in options:
-        if options["zero_init"] not in ("true", "false"):
-            raise SpecError(f"zero_init={options['zero_init']} is not allowed; choose one of: true, false")
-        zero_init = options["zero_init"] == "true"
-    return Spec(
-        family=family,
-        block=block,
-        layers=layers,
-        stem=options.get("stem", base.stem),
-        shortcut=options.get("shortcut", base.shortcut),
-        stride_in=stride_in,
-        zero_init=zero_init,
-    )
+    values = {axis.name: getattr(base, axis.name) for axis in Spec.option_axes()}
+    # A bottleneck strides where its base did (the paper's 1x1 by default); a basic block has no such choice.
+    values["stride_in"] = (base.stride_in or "1x1") if block == "bottleneck" else None
+    for axis in Spec.option_axes():
+        if axis.name in options:
+            values[axis.name] = axis.parse(options[axis.name])
+    return Spec(family=family, block=block, layers=layers, **values)
 
 
 def _int(key: str, value: str, whole: str | None = None) -> int:
@@ -201,12 +179,10 @@ def _int(key: str, value: str, whole: str | None = None) -> int:
     return int(value)
 
 
-def _format(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def _style_diff(base: Spec, spec: Spec) -> list[tuple[str, str]]:
-    return [(axis, _format(getattr(spec, axis))) for axis in STYLE_AXES if getattr(base, axis) != getattr(spec, axis)]
+    """The option axes on which `spec` differs from `base`, as (key, value) in canonical order."""
+    return [(axis.name, axis.show(getattr(spec, axis.name))) for axis in Spec.option_axes()
+            if getattr(base, axis.name) != getattr(spec, axis.name)]
 
 
 def _structure_options(spec: Spec) -> list[tuple[str, str]]:

@@ -86,7 +86,27 @@ def _provenance(part: pd.DataFrame, experiment, suite, recipe: str, scale: float
         if len(names):
             listed = ", ".join(f"`{spec}` seed {seed}" for spec, seed in zip(names.spec, names.seed))
             lines.append(f"{status.capitalize()}: {listed}.")
+    code = code_versions(present)
+    if code:
+        lines.append(code)
     return lines
+
+
+def code_versions(runs: pd.DataFrame) -> str | None:
+    """Which code the recorded runs came from, with a warning when it is not one and the same version."""
+    if runs.empty or "code" not in runs:
+        return None
+    recorded = runs[runs.status.isin(["finished", "diverged", "failed", "interrupted", "running"])]
+    counts = recorded.code.fillna("unknown (not a git checkout)").value_counts(sort=False)
+    if counts.empty:
+        return None
+    dirty = " Uncommitted changes (`+diff`) are stored as `source.diff` in each run's folder." if any(
+        "+diff" in label for label in counts.index) else ""
+    listed = ", ".join(f"`{label}` ({count} run{'s' if count > 1 else ''})" for label, count in counts.items())
+    if len(counts) == 1:
+        return f"Code: {listed}.{dirty}"
+    return (f"**Warning: these runs come from {len(counts)} versions of the code:** {listed}. A difference between "
+            f"variants may come from the code, not from the variants.{dirty}")
 
 
 def _write_page(page: Page, provenance: list[str], out_dir: Path) -> None:
@@ -112,6 +132,9 @@ def _write_index(pages, suite, recipe, scale, seeds, runs: pd.DataFrame, out_dir
     for page, part in pages:
         finished = f"{int((part.status == 'finished').sum())} of {len(part)}" if len(part) else "no training"
         lines.append(f"| {page.title} | {finished} | [{page.key}.md]({page.key}.md) |")
+    code = code_versions(runs[runs.status != "missing"]) if len(runs) else None
+    if code:
+        lines += ["", code]
     if len(runs) and (runs.status == "missing").all():
         lines += ["", _other_records_hint(results_dir, recipe, scale)]
     (out_dir / "index.md").write_text("\n".join(lines) + "\n")

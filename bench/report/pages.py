@@ -6,16 +6,18 @@ DataFrames for CSV and W&B, rendered to Markdown for people) and figures (PNG, d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
+import variants
+
 from ..cost import count_macs, measure
 from . import figures
-from .runs import error_cell, reference
+from .runs import AXES, error_cell, reference
 
 
 @dataclass
@@ -113,26 +115,31 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
 
 # ---- variant comparisons (shortcuts, tweaks, stems) -----------------------------------------------------
 
-def _variant_rows(experiment, specs: dict[str, dict]) -> tuple[list[dict], list[dict]]:
+def _variant_rows(experiment, specs: dict[str, dict], page_axes: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
+    """One row per spec of the experiment: every axis and the results for the CSV; for the Markdown, the costs,
+    the error, and a column for each option axis that varies between the specs but that the page does not
+    already show in its own words (`page_axes`), so that a custom experiment still says what differs."""
     rows, shown = [], []
-    for spec in experiment.runs + experiment.expensive:
-        row = specs.get(spec)
-        if row is None:
-            continue
-        rows.append({"spec": spec, "depth": row["depth"], "block": row["block"], "stem": row["stem"],
-                     "stride_in": row["stride_in"], "shortcut": row["shortcut"], "tweak": row["tweak"],
+    present = [(spec, specs[spec]) for spec in experiment.runs + experiment.expensive if spec in specs]
+    varying = [axis for axis in variants.Spec.option_axes() if axis.name not in page_axes
+               and len({str(row[axis.name]) for _, row in present}) > 1]
+    for spec, row in present:
+        axes = {axis: row[axis] for axis in AXES if axis != "layers"}
+        rows.append({"spec": spec, **axes, "blocks_per_stage": "-".join(map(str, row["layers"] or [])) or None,
                      "params": row["params"], "macs": row["macs"], "train_img_s": row["train_img_s"],
                      "test_error_mean": row["test_error_mean"], "test_error_std": row["test_error_std"],
                      "seeds": row["finished"]})
-        shown.append({"spec": f"`{spec}`", "params": _fmt_int(row["params"]),
-                      "MACs (32x32)": f"{row['macs'] / 1e6:.1f}M", "train img/s": _fmt(row["train_img_s"], 0),
-                      "test error % (ours)": error_cell(row)})
+        cells = {"spec": f"`{spec}`"}
+        cells.update({axis.title: axis.show(row[axis.name]) for axis in varying})
+        cells.update({"params": _fmt_int(row["params"]), "MACs (32x32)": f"{row['macs'] / 1e6:.1f}M",
+                      "train img/s": _fmt(row["train_img_s"], 0), "test error % (ours)": error_cell(row)})
+        shown.append(cells)
     return rows, shown
 
 
 def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page:
     page = Page(experiment.key, experiment.title)
-    rows, shown = _variant_rows(experiment, _by_spec(summary))
+    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("shortcut",))
     table3 = reference("imagenet_shortcuts").set_index("shortcut")
     for row, cells in zip(rows, shown):
         option = row["shortcut"]
@@ -151,7 +158,8 @@ def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> 
 
 def tweaks_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page:
     page = Page(experiment.key, experiment.title)
-    rows, shown = _variant_rows(experiment, _by_spec(summary))
+    # The tweak letter says where the stride, the stem and the shortcut are.
+    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("stride_in", "stem", "shortcut"))
     table5 = reference("bag_of_tricks_table5").fillna({"tweak": "none"}).set_index("tweak")
     for row, cells in zip(rows, shown):
         tweak = row["tweak"] or "none"
@@ -173,7 +181,7 @@ def tweaks_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Pag
 
 def stems_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page:
     page = Page(experiment.key, experiment.title)
-    rows, shown = _variant_rows(experiment, _by_spec(summary))
+    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("stem", "stride_in"))
     for row, cells in zip(rows, shown):
         cells["block"] = row["block"]
         cells["stem"] = {"7x7": "7x7 conv", "deep": "3x 3x3 convs (deep)"}.get(row["stem"], row["stem"])
@@ -208,15 +216,17 @@ def bottleneck_page(experiment, summary, curves, out_dir: Path) -> Page:
     page.tables.append(Table("table1_cost", "Table 1 analog: cost of the ImageNet nets at 224x224",
                              pd.DataFrame(rows), pd.DataFrame(shown)))
 
-    from variants.layers import BasicBlock, Bottleneck
+    from variants.layers import BasicBlock, BlockConfig, Bottleneck
 
     fig5 = reference("fig5_block_cost").set_index("block")
+    bottleneck = BlockConfig(256, 64, shortcut="B", stride_in="1x1")
     blocks = [
-        ("basic block on 64-d (two 3x3, 64)", BasicBlock(64, 64, stride=1, shortcut="B"), 64,
+        ("basic block on 64-d (two 3x3, 64)", BasicBlock(BlockConfig(64, 64, shortcut="B")), 64,
          int(fig5.loc["basic", "weights"])),
-        ("bottleneck on 256-d (1x1 64, 3x3 64, 1x1 256), identity shortcut", Bottleneck(256, 64, 1, "B"), 256,
+        ("bottleneck on 256-d (1x1 64, 3x3 64, 1x1 256), identity shortcut", Bottleneck(bottleneck), 256,
          int(fig5.loc["bottleneck", "weights"])),
-        ("bottleneck on 256-d, projection shortcut (option C)", Bottleneck(256, 64, 1, "C"), 256, None),
+        ("bottleneck on 256-d, projection shortcut (option C)", Bottleneck(replace(bottleneck, shortcut="C")), 256,
+         None),
     ]
     block_rows, block_shown = [], []
     for name, block, width, paper_weights in blocks:
@@ -235,7 +245,7 @@ def bottleneck_page(experiment, summary, curves, out_dir: Path) -> Page:
         "the residual adds and pooling and ignores ReLU, so all columns leave those out. torchvision's and "
         "timm's ResNet-50/101/152 stride in the 3x3 (ResNet-B): their published 4.1/7.8/11.6 GFLOPs are our "
         "ResNet-B column. Two 3x3 convs at 256-d would have 1,179,648 weights: the bottleneck does the work "
-        "of a 256-d block at the cost of a 64-d one (the paper's weight counts: results/reference/fig5_block_cost.csv)."
+        "of a 256-d block at the cost of a 64-d one (the paper's weight counts: bench/reference/fig5_block_cost.csv)."
     )
     return page
 

@@ -12,13 +12,14 @@ import pandas as pd
 
 import variants
 
-from .. import records
+from .. import provenance, records
 from ..cost import measure
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"  # bench/reference, package data of the wheel
 SUMMARY_COLUMNS = ("status", "test_error", "val_error", "train_error", "params", "macs", "train_img_s",
                    "inference_img_s", "peak_memory_mb", "wall_seconds", "iterations")
-AXES = ("family", "depth", "block", "stem", "stride_in", "shortcut", "tweak", "plain")
+# Every variant axis as `variants.Spec` declares it: a column of the aggregated table.
+AXES = tuple(axis.name for axis in variants.Spec.axes())
 
 
 def load_runs(results_dir: str | Path, planned) -> pd.DataFrame:
@@ -38,6 +39,7 @@ def load_runs(results_dir: str | Path, planned) -> pd.DataFrame:
         row["scale"] = (config.get("recipe") or {}).get("scale")
         row["iterations_planned"] = (config.get("recipe") or {}).get("iterations")
         row["updated_at"] = summary.get("updated_at")
+        row["code"] = provenance.version(config)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -55,7 +57,7 @@ def load_curves(results_dir: str | Path, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference(name: str) -> pd.DataFrame:
-    """A published-figures table from results/reference/<name>.csv (each row names its source)."""
+    """A published-figures table from bench/reference/<name>.csv (package data; each row names its source)."""
     return pd.read_csv(REFERENCE_DIR / f"{name}.csv")
 
 
@@ -88,8 +90,7 @@ def aggregate(runs: pd.DataFrame, num_classes: int) -> pd.DataFrame:
 def _axes(spec) -> dict:
     if isinstance(spec, variants.TimmSpec):
         return {axis: None for axis in AXES} | {"family": "timm"}
-    return {"family": spec.family, "depth": spec.depth, "block": spec.block, "stem": spec.stem,
-            "stride_in": spec.stride_in, "shortcut": spec.shortcut, "tweak": spec.tweak, "plain": spec.plain}
+    return spec.axis_values()
 
 
 def error_cell(row) -> str:
