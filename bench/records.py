@@ -92,9 +92,6 @@ class RunRecord:
         summary = self.summary()
         return summary.get("status") if summary else None
 
-    def config(self) -> dict | None:
-        return read_json(self.config_path)
-
     def write_config(self, config: dict) -> None:
         write_json(self.config_path, config)
 

@@ -261,14 +261,14 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
                  f"result will not be bit-identical to an uninterrupted run")
 
         source = provenance.source_of(exclude=(Path(results_dir), Path(data_dir)))
-        code = provenance.version({"source": source.to_dict()})
-        if checkpoint and checkpoint.get("source_version", code) != code:
-            warn(f"resuming with other code ({code}) than the checkpoint's ({checkpoint['source_version']}); the "
-                 f"records describe the code of this attempt")
         torch.manual_seed(seed)
         model = variants.create(parsed, num_classes=data.num_classes)
         cost = model_cost(model, canonical, image_size=32, num_classes=data.num_classes)
         config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir, source)
+        code = provenance.version(config)
+        if checkpoint and checkpoint.get("source_version", code) != code:
+            warn(f"resuming with other code ({code}) than the checkpoint's ({checkpoint['source_version']}); the "
+                 f"records describe the code of this attempt")
         record.write_source_diff(source.diff)
         record.write_config(config)
         wandb_id = checkpoint["wandb_id"] if checkpoint else f"{run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"
@@ -278,7 +278,7 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
         )
         try:
             status = train_loop(model, parsed, data, plan, seed, execution, record, tracker, cost, checkpoint,
-                                quiet, started)
+                                quiet, started, code)
         except BaseException:
             tracker.finish(record.summary() or {}, failed=True)
             raise
@@ -297,7 +297,7 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
 
 def train_loop(model: nn.Module, spec, data: cifar.Cifar, plan: recipes.Recipe, seed: int, execution: Execution,
                record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, quiet: bool,
-               started: float) -> str:
+               started: float, code: str | None = None) -> str:
     """Train from `checkpoint` (or from scratch) to the end of the recipe; returns the final status."""
     device = execution.device
     if device.type == "cuda":
@@ -378,7 +378,7 @@ def train_loop(model: nn.Module, spec, data: cifar.Cifar, plan: recipes.Recipe, 
                         "warmup_end": warmup_end, "train_seconds": train_seconds,
                         "wall_seconds": wall_before + time.perf_counter() - started,
                         "rng_cpu": torch.get_rng_state(), "execution": execution.describe(),
-                        "wandb_id": tracker.wandb_id, "source_version": provenance.version(record.config() or {}),
+                        "wandb_id": tracker.wandb_id, "source_version": code,
                     })
                     record.write_summary(summary("running"))
                 segment_start = time.perf_counter()

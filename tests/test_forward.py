@@ -160,7 +160,7 @@ def test_allowed_values_are_the_registry_keys():
 
 
 def test_a_builder_added_to_a_registry_is_allowed_and_built(monkeypatch):
-    monkeypatch.setitem(layers.SHORTCUTS, "twice", lambda i, o, s: layers.option_c(i, o, s))
+    monkeypatch.setitem(layers.SHORTCUTS, "twice", layers.projection)
     model = variants.create("resnet20(shortcut=twice)")
     assert variants.canonical("resnet20(shortcut=twice)") == "resnet20(shortcut=twice)"
     assert all(isinstance(s, nn.Sequential) for s in shortcuts(model))

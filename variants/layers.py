@@ -121,30 +121,14 @@ def avg_pool_projection(in_channels: int, out_channels: int, stride: int) -> nn.
     return nn.Sequential(pool, conv1x1(in_channels, out_channels), nn.BatchNorm2d(out_channels))
 
 
-def _reshapes(in_channels: int, out_channels: int, stride: int) -> bool:
-    return stride != 1 or in_channels != out_channels
+def where_shape_changes(build: Callable[[int, int, int], nn.Module]) -> Callable[[int, int, int], nn.Module]:
+    """A shortcut that is the identity, except where the block changes the shape: there, `build`'s module."""
+    def shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+        if stride == 1 and in_channels == out_channels:
+            return nn.Identity()
+        return build(in_channels, out_channels, stride)
 
-
-def option_a(in_channels: int, out_channels: int, stride: int) -> nn.Module:
-    if not _reshapes(in_channels, out_channels, stride):
-        return nn.Identity()
-    return ZeroPadShortcut(in_channels, out_channels, stride)
-
-
-def option_b(in_channels: int, out_channels: int, stride: int) -> nn.Module:
-    if not _reshapes(in_channels, out_channels, stride):
-        return nn.Identity()
-    return projection(in_channels, out_channels, stride)
-
-
-def option_c(in_channels: int, out_channels: int, stride: int) -> nn.Module:
-    return projection(in_channels, out_channels, stride)
-
-
-def option_d(in_channels: int, out_channels: int, stride: int) -> nn.Module:
-    if not _reshapes(in_channels, out_channels, stride):
-        return nn.Identity()
-    return avg_pool_projection(in_channels, out_channels, stride)
+    return shortcut
 
 
 def no_shortcut(in_channels: int, out_channels: int, stride: int) -> None:
@@ -152,7 +136,11 @@ def no_shortcut(in_channels: int, out_channels: int, stride: int) -> None:
 
 
 SHORTCUTS: dict[str, Callable[[int, int, int], nn.Module | None]] = {
-    "A": option_a, "B": option_b, "C": option_c, "D": option_d, "none": no_shortcut,
+    "A": where_shape_changes(ZeroPadShortcut),
+    "B": where_shape_changes(projection),
+    "C": projection,  # on every block
+    "D": where_shape_changes(avg_pool_projection),
+    "none": no_shortcut,
 }
 
 # Where a downsampling bottleneck strides: stride -> (stride of the first 1x1, stride of the 3x3).

@@ -114,7 +114,7 @@ class Axis:
             raise SpecError(f"{self.name}={self.show(value)} is not allowed; choose one of: {shown}")
 
 
-def axis(**declaration):
+def axis_field(**declaration):
     """A Spec field that is an axis (keyword-only; `default=` for optional ones)."""
     default = declaration.pop("default", dataclasses.MISSING)
     return dataclasses.field(default=default, metadata={"axis": Axis(**declaration)})
@@ -134,31 +134,31 @@ def cifar_depth_to_n(depth: int) -> int:
 class Spec:
     # Field order is the order of the canonical string's options (stride_in, stem, shortcut, zero_init, se):
     # run ids are derived from canonical strings, so new axes go at the end.
-    family: str = axis(name="family", title="family", meaning="imagenet (Table 1) or cifar (§4.2)",
+    family: str = axis_field(name="family", title="family", meaning="imagenet (Table 1) or cifar (§4.2)",
                        values=lambda spec: tuple(STAGE_WIDTHS), key=False, option=False, tag=True)
-    block: str = axis(name="block", title="block", meaning="basic: two 3x3 convs; bottleneck: 1x1-3x3-1x1, 4x expansion",
+    block: str = axis_field(name="block", title="block", meaning="basic: two 3x3 convs; bottleneck: 1x1-3x3-1x1, 4x expansion",
                       values=lambda spec: tuple(parts.BLOCKS), option=False, tag=True)
-    layers: tuple[int, ...] = axis(name="layers", title="blocks per stage", meaning="blocks per stage (blocks=a-b-c)",
+    layers: tuple[int, ...] = axis_field(name="layers", title="blocks per stage", meaning="blocks per stage (blocks=a-b-c)",
                                    key=False, option=False)
-    stride_in: str | None = axis(
+    stride_in: str | None = axis_field(
         name="stride_in", title="stride in", default=None,
         meaning="where a downsampling bottleneck strides: 1x1 (the paper's) or 3x3 (ResNet-B)",
         values=lambda spec: tuple(parts.STRIDE_PLACEMENTS) if spec.block == "bottleneck" else (None,),
         describe=lambda value: None if value is None else
         "stride in 1x1 (original)" if value == "1x1" else f"stride in {value} (ResNet-B)",
     )
-    stem: str = axis(name="stem", title="stem", tag=True,
+    stem: str = axis_field(name="stem", title="stem", tag=True,
                      meaning="imagenet: 7x7 or deep (ResNet-C's three 3x3); cifar: 3x3 or deep (three unstrided 3x3)",
                      values=lambda spec: tuple(parts.STEMS.get(spec.family, ())),
                      describe=lambda value: f"{value} stem")
-    shortcut: str = axis(name="shortcut", title="shortcut", tag=True,
+    shortcut: str = axis_field(name="shortcut", title="shortcut", tag=True,
                          meaning="options A/B/C of §3.3, D (ResNet-D avg-pool), none (plain)",
                          values=lambda spec: tuple(parts.SHORTCUTS),
                          describe=lambda value: SHORTCUT_MEANING.get(value, value).split(":")[0])
-    zero_init: bool = axis(name="zero_init", title="zero-init", default=False, flag=True,
+    zero_init: bool = axis_field(name="zero_init", title="zero-init", default=False, flag=True,
                            meaning="start each block's last BN at gamma = 0",
                            describe=lambda value: "zero-init last BN" if value else None)
-    se: bool = axis(name="se", title="SE", default=False, flag=True, tag=True,
+    se: bool = axis_field(name="se", title="SE", default=False, flag=True, tag=True,
                     meaning=f"squeeze-and-excitation after each block's last BN (reduction {SE_REDUCTION})",
                     describe=lambda value: f"squeeze-and-excitation (reduction {SE_REDUCTION})" if value else None)
 

@@ -93,13 +93,10 @@ def _provenance(part: pd.DataFrame, experiment, suite, recipe: str, scale: float
 
 
 def code_versions(runs: pd.DataFrame) -> str | None:
-    """Which code the recorded runs came from, with a warning when it is not one and the same version."""
+    """Which code the recorded runs (none missing) came from, with a warning when it is not one version."""
     if runs.empty or "code" not in runs:
         return None
-    recorded = runs[runs.status.isin(["finished", "diverged", "failed", "interrupted", "running"])]
-    counts = recorded.code.fillna("unknown (not a git checkout)").value_counts(sort=False)
-    if counts.empty:
-        return None
+    counts = runs.code.fillna("unknown (not a git checkout)").value_counts(sort=False)
     dirty = " Uncommitted changes (`+diff`) are stored as `source.diff` in each run's folder." if any(
         "+diff" in label for label in counts.index) else ""
     listed = ", ".join(f"`{label}` ({count} run{'s' if count > 1 else ''})" for label, count in counts.items())
