@@ -4,6 +4,8 @@
 #
 #   ./run_all.sh test [PYTEST ARGS]     run the test suite
 #   ./run_all.sh cifar10 [OPTIONS]      run the CIFAR-10 suite, then build its reports (--help: options)
+#   ./run_all.sh imagenette [OPTIONS]   the ImageNet questions on Imagenette at 128 px (--data-dir DIR)
+#   ./run_all.sh imagenet [OPTIONS]     the same on ILSVRC2012 at 224 px (--data-dir DIR, never downloaded)
 #   ./run_all.sh setup                  only create/refresh the environment
 set -euo pipefail
 # Paths the user gives (--data-dir, --results-dir) stay relative to where they ran this script;
@@ -13,7 +15,7 @@ VENV="$REPO/.venv"
 STAMP="$VENV/.installed-from"
 
 usage() {
-    sed -n '2,7p' "$REPO/run_all.sh" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$REPO/run_all.sh" | sed 's/^# \{0,1\}//'
 }
 
 find_python() {
@@ -64,15 +66,15 @@ case "$command" in
     setup)
         setup
         ;;
-    cifar10)
+    cifar10 | imagenette | imagenet)
         setup
-        exec "$VENV/bin/python" -m bench suite cifar10 "$@"
+        exec "$VENV/bin/python" -m bench suite "$command" "$@"
         ;;
     -h | --help | help)
         usage
         ;;
     *)
-        [ -n "$command" ] && echo "error: unknown command '$command'; choose one of: test, cifar10, setup" >&2
+        [ -n "$command" ] && echo "error: unknown command '$command'; choose one of: test, cifar10, imagenette, imagenet, setup" >&2
         usage >&2
         exit 2
         ;;

@@ -57,20 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_parser = commands.add_parser(
         "train",
-        help="train a variant on CIFAR with the paper's recipe; records in RESULTS/runs/<run_id>/, mirrored to W&B",
+        help="train a variant on a dataset with a recipe; records in RESULTS/runs/<run_id>/, mirrored to W&B",
         description="Train one variant. The run id is derived from (spec, dataset, recipe, scale, seed): asking "
                     "for a finished run again does nothing, an interrupted one resumes from its last checkpoint.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train_parser.add_argument("spec", help="variant spec string, e.g. resnet20 or 'resnet32(shortcut=B)'")
-    train_parser.add_argument("--dataset", default="cifar10", choices=sorted(data.DATASETS), help="(default: cifar10)")
-    train_parser.add_argument("--data-dir", default="data", metavar="DIR",
-                              help="folder holding cifar-10-batches-py/ or cifar-100-python/; downloaded there if "
-                                   "missing (default: ./data)")
+    train_parser.add_argument("--dataset", default="cifar10", metavar="NAME", help=DATASET_HELP)
+    train_parser.add_argument("--data-dir", default="data", metavar="DIR", help=DATA_DIR_HELP)
     train_parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
-    train_parser.add_argument("--recipe", default="paper", choices=sorted(recipes.RECIPES),
-                              help="paper: §4.2, 64k iterations; smoke: 40 iterations for tests (default: paper)")
+    train_parser.add_argument("--recipe", choices=list(recipes.RECIPES), help=RECIPE_HELP)
     train_parser.add_argument("--scale", type=float, default=1.0, metavar="F",
                               help="multiply every iteration count of the recipe by F (default: 1)")
     train_parser.add_argument("--seed", type=int, default=0, metavar="N", help="(default: 0)")
@@ -93,11 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
                               help="iterations between checkpoints (default: the recipe's, 2000 x scale for paper); a "
                                    "multiple of the recipe's log interval; not part of the run id")
     train_parser.add_argument("--force", action="store_true", help="discard an existing record of this run and train again")
+    train_parser.add_argument("--data-placement", default="auto", choices=data.loader.PLACEMENTS,
+                              help="auto (default): the training split whole on the device when it takes at most "
+                                   "half its free memory, else streamed in windows from the cache; the batches are "
+                                   "the same either way")
+    _add_folder_options(train_parser)
     train_parser.set_defaults(run=run_train)
 
     selection = argparse.ArgumentParser(add_help=False)
     selection.add_argument("suite", help=f"suite name ({', '.join(suites.available_suites())}) or path to a .toml file")
-    selection.add_argument("--recipe", default="paper", choices=sorted(recipes.RECIPES), help="(default: paper)")
+    selection.add_argument("--recipe", choices=list(recipes.RECIPES),
+                           help="(default: the suite's: paper for cifar10, bot for imagenette, imagenet for imagenet)")
     selection.add_argument("--scale", type=float, default=1.0, metavar="F", help="schedule scale (default: 1)")
     selection.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 of every run (default: 1)")
     selection.add_argument("--expensive", action="store_true", help="also the runs a suite marks expensive (resnet1202)")
@@ -114,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     suite_parser.add_argument("--only", metavar="EXPERIMENT[,EXPERIMENT]",
                               help="train only these experiments (the reports still cover the whole suite)")
-    suite_parser.add_argument("--data-dir", default="data", metavar="DIR", help="(default: ./data)")
+    suite_parser.add_argument("--data-dir", default="data", metavar="DIR", help=DATA_DIR_HELP)
     suite_parser.add_argument("--jobs", type=int, metavar="N",
                               help="trainings at once (default: one per visible GPU, 1 on CPU)")
     suite_parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I (default: auto)")
@@ -124,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="as for train (default: auto)")
     suite_parser.add_argument("--checkpoint-every", type=int, metavar="N",
                               help="as for train (default: the recipe's); not part of the run ids")
+    _add_folder_options(suite_parser)
     suite_parser.set_defaults(run=run_suite)
 
     report_parser = commands.add_parser(
@@ -142,20 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     perf_parser.add_argument("specs", nargs="*", default=["resnet20"], metavar="SPEC",
                              help="variants to compare (default: resnet20)")
-    perf_parser.add_argument("--dataset", default="cifar10", choices=sorted(data.DATASETS), help="(default: cifar10)")
-    perf_parser.add_argument("--data-dir", default="data", metavar="DIR", help="folder holding the dataset (default: ./data)")
+    perf_parser.add_argument("--dataset", default="cifar10", metavar="NAME", help=DATASET_HELP)
+    perf_parser.add_argument("--data-dir", default="data", metavar="DIR", help=DATA_DIR_HELP)
     perf_parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I (default: auto)")
     perf_parser.add_argument("--iters", type=int, metavar="N",
-                             help="timed training iterations per measurement (default: 30 on CPU, 200 on CUDA)")
+                             help="timed training iterations per measurement (default: 30 on CPU, 200 on CUDA; 10 and "
+                                  "100 at ImageNet resolution)")
     perf_parser.add_argument("--warmup", type=int, metavar="N", help="untimed iterations first (default: 3 on CPU, 20 on CUDA)")
     perf_parser.add_argument("--repeats", type=int, default=3, metavar="K", help="median of K measurements (default: 3)")
-    perf_parser.add_argument("--batch-size", type=int, default=128, metavar="B", help="(default: 128, the paper's)")
+    perf_parser.add_argument("--batch-size", type=int, metavar="B",
+                             help="(default: the dataset's recipe's: 128 for CIFAR, the paper's; 256 for ImageNet-style)")
     perf_parser.add_argument("--workers", type=int, metavar="N",
                              help="A's DataLoader worker processes (default: one per usable core)")
-    perf_parser.add_argument("--depths", nargs="*", default=list(perf.DEPTHS), metavar="SPEC",
-                             help="specs for step time against depth (default: resnet/plain 20-110; none: skip)")
-    perf_parser.add_argument("--batch-sizes", nargs="*", type=int, default=list(perf.BATCH_SIZES), metavar="B",
-                             help="batch sizes for step time against batch size (default: 64 128 256 512 1024)")
+    perf_parser.add_argument("--depths", nargs="*", metavar="SPEC",
+                             help="specs for step time against depth (default: resnet/plain 20-110 on CIFAR, none on "
+                                  "other datasets; none: skip)")
+    perf_parser.add_argument("--batch-sizes", nargs="*", type=int, metavar="B",
+                             help="batch sizes for step time against batch size (default: 64 128 256 512 1024 on "
+                                  "CIFAR, none on other datasets)")
     perf_parser.add_argument("--scaling-steps", type=int, metavar="N",
                              help="timed steps per repeat of each depth / batch-size point (default: 10 on CPU, "
                                   "50 on CUDA)")
@@ -163,10 +171,36 @@ def build_parser() -> argparse.ArgumentParser:
                              help="repeats of each depth / batch-size point, interleaved across the points; each "
                                   "point is reported as the median with its min-max range, and residual against "
                                   "plain differences inside that range as noise (default: 5)")
-    perf_parser.add_argument("--no-wandb", action="store_true", help="skip the W&B logging-cost measurement")
-    perf_parser.add_argument("--out", metavar="DIR", help="output folder (default: results/perf/<cpu|cuda>)")
+    perf_parser.add_argument("--no-wandb", action="store_true",
+                             help="skip the W&B logging-cost measurement (always skipped on other datasets than "
+                                  "CIFAR: the cost of logging does not depend on the data)")
+    perf_parser.add_argument("--out", metavar="DIR",
+                             help="output folder (default: results/perf/<cpu|cuda>, or results/perf/<cpu|cuda>-<dataset> "
+                                  "for other datasets than cifar10)")
+    _add_folder_options(perf_parser)
     perf_parser.set_defaults(run=run_perf)
     return parser
+
+
+DATASET_HELP = (f"one of: {data.names()} (default: cifar10). folder:PATH is any folder holding "
+                "train/<class>/<images> and val/<class>/<images>")
+DATA_DIR_HELP = ("folder holding the dataset: cifar-10-batches-py/ or cifar-100-python/ for CIFAR; for imagenette and "
+                 "imagewoof, a release folder (imagenette2-160/, -320/ or imagenette2/) or the release itself; for "
+                 "imagenet, train/ and val/ class folders. CIFAR, Imagenette and Imagewoof are downloaded there if "
+                 "missing (default: ./data)")
+RECIPE_HELP = ("paper: the CIFAR recipe of §4.2 (64k iterations); imagenet: §3.4 (120 epochs at 224 px; on Imagenette "
+               "20 epochs at 128 px); bot: Bag of Tricks' training (warm-up, cosine, label smoothing, no BN decay, "
+               "zero-gamma; same budgets); smoke: a few iterations for tests (default: the dataset's: paper for CIFAR, "
+               "bot for Imagenette/Imagewoof/folders, imagenet for ImageNet)")
+
+
+def _add_folder_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", metavar="DIR",
+                        help="ImageNet-style datasets: where the decoded uint8 cache is written (default: "
+                             "DATA/.resnet-bench-cache, or ~/.cache/resnet-bench when the data folder is read-only)")
+    parser.add_argument("--skip-corrupt", action="store_true",
+                        help="ImageNet-style datasets: leave out images that do not decode (listed in the run's "
+                             "config.json) instead of stopping at the first")
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -235,11 +269,14 @@ def run_suite(args: argparse.Namespace) -> int:
     if jobs < 1:
         raise UserError(f"--jobs {jobs} is not allowed: it must be at least 1")
     if args.checkpoint_every is not None:  # checked once here rather than failed by every training process
-        replace(recipes.get(args.recipe, args.scale), checkpoint_every=args.checkpoint_every)
+        budget = data.info(suite.dataset).budget
+        replace(recipes.get(suite.recipe_or_default(args.recipe), args.scale, budget),
+                checkpoint_every=args.checkpoint_every)
     try:
         result = suites.run_suite(
             suite, planned, recipe=args.recipe, scale=args.scale, data_dir=args.data_dir,
             results_dir=args.results_dir, jobs=jobs, device=args.device, wandb_mode=args.wandb,
+            cache_dir=args.cache_dir, skip_corrupt=args.skip_corrupt,
             extra_args=("--precision", args.precision, "--compile", args.compile) + (
                 ("--checkpoint-every", str(args.checkpoint_every)) if args.checkpoint_every is not None else ()),
         )
@@ -279,7 +316,8 @@ def run_train(args: argparse.Namespace) -> int:
             args.spec, dataset=args.dataset, data_dir=args.data_dir, recipe=args.recipe, scale=args.scale,
             seed=args.seed, results_dir=args.results_dir, wandb_mode=args.wandb, execution=execution,
             force=args.force, download=not args.no_download, val_size=args.val_split, normalize=args.normalize,
-            checkpoint_every=args.checkpoint_every,
+            checkpoint_every=args.checkpoint_every, skip_corrupt=args.skip_corrupt, cache_dir=args.cache_dir,
+            placement=args.data_placement,
         )
     except KeyboardInterrupt:
         print("\ninterrupted: the run resumes from its last checkpoint when the same command is run again",
@@ -291,16 +329,26 @@ def run_train(args: argparse.Namespace) -> int:
 def run_perf(args: argparse.Namespace) -> int:
     device = train.resolve_device(args.device)
     cuda = device.type == "cuda"
+    declared = data.info(args.dataset)
+    cifar = declared.reader == "cifar"
+
+    def default(value, cifar_cpu, cifar_cuda, other_cpu, other_cuda):
+        if value is not None:
+            return value
+        return (cifar_cuda if cuda else cifar_cpu) if cifar else (other_cuda if cuda else other_cpu)
+
     settings = perf.Settings(
         specs=args.specs, dataset=args.dataset, data_dir=args.data_dir, device=device,
-        iters=args.iters if args.iters is not None else (200 if cuda else 30),
-        warmup=args.warmup if args.warmup is not None else (20 if cuda else 3),
-        repeats=args.repeats, batch_size=args.batch_size,
+        iters=default(args.iters, 30, 200, 10, 100), warmup=default(args.warmup, 3, 20, 2, 20),
+        repeats=args.repeats, batch_size=default(args.batch_size, 128, 128, 64, 256),
         workers=args.workers if args.workers is not None else standard.default_workers(),
-        depths=tuple(args.depths), batch_sizes=tuple(args.batch_sizes), wandb=not args.no_wandb,
+        depths=tuple(default(args.depths, perf.DEPTHS, perf.DEPTHS, (), ())),
+        batch_sizes=tuple(default(args.batch_sizes, perf.BATCH_SIZES, perf.BATCH_SIZES, (), ())),
+        wandb=cifar and not args.no_wandb,
         scaling_steps=args.scaling_steps if args.scaling_steps is not None else (50 if cuda else 10),
-        scaling_repeats=args.scaling_repeats,
-        out=Path(args.out or f"results/perf/{device.type}"), command=perf.command_line(args.argv),
+        scaling_repeats=args.scaling_repeats, cache_dir=args.cache_dir,
+        out=Path(args.out or f"results/perf/{device.type}" + ("" if args.dataset == "cifar10" else f"-{declared.name}")),
+        command=perf.command_line(args.argv),
     )
     report = perf.run(settings)
     print("\n" + report.read_text())

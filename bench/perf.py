@@ -37,10 +37,11 @@ import torch
 
 import variants
 
-from . import data as cifar
+from . import data as datasets
+from . import recipe as recipes
 from . import standard, train
 from .errors import UserError
-from .recipe import RECIPES, Recipe
+from .recipe import Recipe
 
 DEPTHS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
           "plain20", "plain32", "plain44", "plain56", "plain110")
@@ -61,6 +62,8 @@ class Settings:
     workers: int = 2
     depths: tuple[str, ...] = DEPTHS
     batch_sizes: tuple[int, ...] = BATCH_SIZES
+    cache_dir: str | None = None
+    image_size: int = 0  # set by `run` from the data
     scaling_steps: int = 10  # timed steps per repeat of a scaling point (the CLI: 10 on CPU, 50 on CUDA)
     scaling_repeats: int = 5  # repeats per scaling point, interleaved round-robin across points
     wandb: bool = True
@@ -177,15 +180,23 @@ def _timed_training(device: torch.device, step, batches, warmup: int, iters: int
     return _timed(device, steps)
 
 
-def _suite_batches(loader: cifar.EpochLoader):
+def _suite_batches(loader: datasets.EpochLoader):
     epoch = 0
     while True:
         yield from loader.batches(epoch)
         epoch += 1
 
 
-def _plan(batch_size: int) -> Recipe:
-    return replace(RECIPES["paper"], batch_size=batch_size)
+def _plan(s: "Settings", batch_size: int | None = None) -> Recipe:
+    """The dataset's own recipe (CIFAR: the paper's; Imagenette: Bag of Tricks') at the measured batch size."""
+    declared = datasets.info(s.dataset)
+    return replace(recipes.get(declared.default_recipe, 1.0, declared.budget), batch_size=batch_size or s.batch_size)
+
+
+def load(s: "Settings") -> datasets.Data:
+    plan = _plan(s)
+    return datasets.load(s.dataset, s.data_dir, download=False, image_size=plan.image_size, normalize=plan.normalize,
+                         crop_scale=plan.crop_scale, crop_ratio=plan.crop_ratio, cache_dir=s.cache_dir)
 
 
 def _execution(device: torch.device) -> train.Execution:
@@ -193,11 +204,11 @@ def _execution(device: torch.device) -> train.Execution:
     return train.Execution(device).resolved()
 
 
-def _standard_train(spec: str, data: cifar.Cifar, s: Settings, memory: PeakMemory | None = None) -> float:
+def _standard_train(spec: str, data: datasets.Data, s: Settings, memory: PeakMemory | None = None) -> float:
     """A's training images/s; `memory`, when given, measures the phase's peak."""
     torch.manual_seed(0)
-    path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s.batch_size), s.device)
-    batches = standard.endless(standard.loader(data.train, data.train.images, s.batch_size, s.workers, True, s.device))
+    path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s), s.device)
+    batches = standard.endless(standard.loader_for(data, True, s.batch_size, s.workers, s.device))
     with memory or contextlib.nullcontext():
         seconds = _timed_training(s.device, path.step, batches, s.warmup, s.iters)
     return s.iters * s.batch_size / seconds
@@ -212,7 +223,7 @@ def _fresh_process_peak_memory(pipeline: str, spec: str, s: Settings) -> float:
     a few suffice."""
     job = {"pipeline": pipeline, "spec": spec, "dataset": s.dataset, "data_dir": str(s.data_dir),
            "iters": min(s.iters, 5), "warmup": s.warmup, "batch_size": s.batch_size, "workers": s.workers,
-           "threads": s.threads}
+           "threads": s.threads, "cache_dir": s.cache_dir}
     child = subprocess.run([sys.executable, "-c", "import sys, bench.perf; bench.perf._peak_memory_child(sys.argv[1])",
                             json.dumps(job)], capture_output=True, text=True, env=_child_environment())
     if child.returncode != 0:
@@ -230,23 +241,24 @@ def _peak_memory_child(job_json: str) -> None:
     job = json.loads(job_json)
     torch.set_num_threads(job["threads"])
     s = Settings(specs=[job["spec"]], dataset=job["dataset"], data_dir=job["data_dir"], iters=job["iters"],
-                 warmup=job["warmup"], batch_size=job["batch_size"], workers=job["workers"], threads=job["threads"])
-    data = cifar.load(s.dataset, s.data_dir, download=False)
+                 warmup=job["warmup"], batch_size=job["batch_size"], workers=job["workers"], threads=job["threads"],
+                 cache_dir=job["cache_dir"])
+    data = load(s)
     peak = PeakMemory(s.device)
     if job["pipeline"] == "A":
         _standard_train(job["spec"], data, s, peak)
     else:
-        path = _suite_path(job["spec"], data, data.train, s)
+        path = _suite_path(job["spec"], data, s)
         with peak:
             _suite_train(path, s, s.iters)
     print(peak.mb)
 
 
-def _suite_path(spec: str, data: cifar.Cifar, train_split: cifar.Split, s: Settings,
-                batch_size: int | None = None) -> train.TrainingPath:
+def _suite_path(spec: str, data: datasets.Data, s: Settings, batch_size: int | None = None) -> train.TrainingPath:
+    """The runner's path for `spec` on `data` (whose training split is on the device already, or is moved)."""
     torch.manual_seed(0)
     model = variants.create(spec, num_classes=data.num_classes)
-    return train.TrainingPath(model, train_split, _plan(batch_size or s.batch_size), 0, _execution(s.device))
+    return train.TrainingPath(model, data, _plan(s, batch_size), 0, _execution(s.device))
 
 
 def _suite_train(path: train.TrainingPath, s: Settings, iters: int) -> float:
@@ -256,8 +268,16 @@ def _suite_train(path: train.TrainingPath, s: Settings, iters: int) -> float:
     return seconds / iters
 
 
-def _standard_data(data: cifar.Cifar, s: Settings, batches_count: int) -> float:
-    batches = standard.endless(standard.loader(data.train, data.train.images, s.batch_size, s.workers, True, s.device))
+def _suite_model_only(path: train.TrainingPath, s: Settings) -> float:
+    """B's training images/s on one batch made once: the model's step alone, the most any data pipeline allows."""
+    images, labels = next(_suite_batches(path.loader))
+    seconds = _timed_training(s.device, path.step, iter(lambda: (images, labels), None), s.warmup, s.iters)
+    path.totals()
+    return s.iters * s.batch_size / seconds
+
+
+def _standard_data(data: datasets.Data, s: Settings, batches_count: int) -> float:
+    batches = standard.endless(standard.loader_for(data, True, s.batch_size, s.workers, s.device))
     next(batches)  # workers started
 
     def fetch():
@@ -281,25 +301,25 @@ def _suite_data(path: train.TrainingPath, s: Settings, batches_count: int) -> fl
     return batches_count * s.batch_size / _timed(s.device, fetch)
 
 
-def _standard_inference(spec: str, data: cifar.Cifar, s: Settings, count: int) -> float:
+def _standard_inference(spec: str, data: datasets.Data, s: Settings, count: int) -> float:
     torch.manual_seed(0)
-    path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s.batch_size), s.device)
-    test = cifar.Split(data.test.images[:count], data.test.labels[:count])
+    path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s), s.device)
     # persistent workers: the timed pass does not pay for starting them (in A's favour)
-    batches = standard.loader(test, data.train.images, s.batch_size, s.workers, False, s.device, persistent=True)
+    batches = standard.loader_for(data, False, s.batch_size, s.workers, s.device, persistent=True, limit=count)
     path.evaluate(batches, limit=s.batch_size)  # warm-up: workers, kernels
     return count / _timed(s.device, lambda: path.evaluate(batches))
 
 
-def _suite_inference(path: train.TrainingPath, test: cifar.Split, s: Settings, count: int) -> float:
+def _suite_inference(path: train.TrainingPath, test: datasets.Split, s: Settings, count: int) -> float:
     # warm-up: kernels for the evaluation batch, and CUDA graphs, recorded on the third call of a compiled model
     path.evaluate(test, limit=min(count, 3 * path.execution.eval_batch))
     return count / _timed(s.device, lambda: path.evaluate(test, limit=count))
 
 
-def measure_specs(s: Settings, data: cifar.Cifar, say) -> list[Row]:
+def measure_specs(s: Settings, data: datasets.Data, say) -> list[Row]:
     rows: list[Row] = []
-    device_train, device_test = data.train.to(s.device), data.test.to(s.device)
+    placed = replace(data, train=data.train.to(s.device))  # once, not once per path
+    device_test = data.test.to(s.device)
     inference_count = min(len(data.test), 2000 if s.device.type == "cpu" else 10_000)
     data_batches = max(s.iters, 50)
     eval_batch = _execution(s.device).eval_batch
@@ -314,10 +334,11 @@ def measure_specs(s: Settings, data: cifar.Cifar, say) -> list[Row]:
             # on the CPU no sampler runs in the timed phases: it would compete with A for the cores
             memory_a, memory_b = (PeakMemory(s.device), PeakMemory(s.device)) if cuda else (None, None)
             add("train", "A", _standard_train(spec, data, s, memory_a), "img/s")
-            path = _suite_path(spec, data, device_train, s)
+            path = _suite_path(spec, placed, s)
             with memory_b or contextlib.nullcontext():
                 step_seconds = _suite_train(path, s, s.iters)
             add("train", "B", s.batch_size / step_seconds, "img/s")
+            add("model_only", "B", _suite_model_only(path, s), "img/s")
             if cuda:  # the allocator's own peak, reset per phase: exact in this process
                 add("peak_memory", "A", memory_a.mb, "MB")
                 add("peak_memory", "B", memory_b.mb, "MB")
@@ -338,9 +359,9 @@ def measure_wandb(s: Settings, say) -> list[Row]:
     segment excluded, so W&B's start-up is not smeared over a short run) and the fixed seconds that starting
     and finishing W&B add to a run's wall time."""
     iterations = max(6 * WANDB_LOG_EVERY, round(2 * s.iters / WANDB_LOG_EVERY) * WANDB_LOG_EVERY)
-    plan = replace(RECIPES["paper"], name="perf-wandb", batch_size=s.batch_size, iterations=iterations,
-                   milestones=(iterations,), log_every=WANDB_LOG_EVERY, checkpoint_every=iterations,
-                   eval_points=1, eval_subset=1000)
+    plan = replace(_plan(s), name="perf-wandb", epochs=0.0, iterations=iterations, milestones=(iterations,),
+                   lr_warmup_epochs=0.0, log_every=WANDB_LOG_EVERY, checkpoint_every=iterations, eval_points=1,
+                   eval_subset=1000)
     spec = s.specs[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as results:
@@ -349,7 +370,7 @@ def measure_wandb(s: Settings, say) -> list[Row]:
                 started = time.perf_counter()
                 outcome = train.run(spec, dataset=s.dataset, data_dir=s.data_dir, recipe=plan, results_dir=results,
                                     wandb_mode=mode, execution=_execution(s.device), force=True, download=False,
-                                    quiet=True)
+                                    quiet=True, cache_dir=s.cache_dir)
                 wall = time.perf_counter() - started
                 summary = outcome.summary
                 if outcome.status != "finished":
@@ -379,13 +400,13 @@ def _scaling_warmup(s: Settings) -> int:
     return min(s.warmup, 5 if s.device.type == "cuda" else 1)
 
 
-def measure_scaling(s: Settings, data: cifar.Cifar, say) -> list[Row]:
+def measure_scaling(s: Settings, data: datasets.Data, say) -> list[Row]:
     """Step time of B against depth (batch `s.batch_size`) and against batch size (each spec). Each point is
     measured `s.scaling_repeats` times, `s.scaling_steps` timed steps each; the repeats go round-robin across
     the points (repeat 1 of every point, then repeat 2 of every point, ...) so that machine drift hits all
     points alike rather than whichever point it happened to fall on."""
     rows = []
-    device_train = data.train.to(s.device)
+    placed = replace(data, train=data.train.to(s.device))
     points = [(spec, s.batch_size, "depth") for spec in s.depths]
     points += [(spec, size, "batch") for spec in s.specs for size in s.batch_sizes if size <= len(data.train)]
     warm = replace(s, warmup=_scaling_warmup(s))
@@ -396,7 +417,7 @@ def measure_scaling(s: Settings, data: cifar.Cifar, say) -> list[Row]:
             # CUDA graphs and buffers, up to batch 1024, for the whole phase), and each repeat includes what a
             # rerun of the command varies (allocations, kernel choice), so the spread is that of independent
             # measurements. The price is one build and the warm-up steps per repeat, untimed.
-            path = _suite_path(spec, data, device_train, s, batch_size=size)
+            path = _suite_path(spec, placed, s, batch_size=size)
             seconds = _suite_train(path, warm, s.scaling_steps)
             rows.append(Row(spec, f"step_ms_by_{axis}", "B", repeat, 1000 * seconds, "ms", size))
             say(f"[{repeat}/{s.scaling_repeats}] scaling {spec:<12} batch {size:>5}: {1000 * seconds:,.1f} ms/step")
@@ -419,6 +440,14 @@ def _median(frame, spec: str, metric: str, pipeline: str) -> float:
 
 def _ratio(b: float, a: float) -> str:
     return f"{b / a:.2f}x" if a > 0 else "-"
+
+
+def _standard_words(s: Settings) -> str:
+    if datasets.info(s.dataset).reader == "cifar":
+        return (f"PIL images, RandomHorizontalFlip + RandomCrop({s.image_size}, padding=4) + ToTensor + "
+                "Normalize")
+    return ("torchvision ImageFolder over the JPEG files (decoded every epoch), RandomResizedCrop + "
+            "RandomHorizontalFlip + ToTensor + Normalize")
 
 
 def _compile_words(execution: train.Execution) -> str:
@@ -449,9 +478,12 @@ def markdown(frame, s: Settings) -> str:
         f"- Device: {machine['device']}",
         f"- Versions: {machine['versions']}",
         f"- Command: `{s.command}`",
-        f"- A: PIL images, RandomHorizontalFlip + RandomCrop(32, padding=4) + ToTensor + Normalize, DataLoader "
-        f"with {s.workers} worker processes, fp32 NCHW eager, `.item()` each step.",
-        f"- B: the runner's training path: data on the device, batched augmentation, {machine['suite_execution']}.",
+        f"- Dataset: {s.dataset}" + (f" at {s.image_size}x{s.image_size}" if s.image_size else "") + ".",
+        f"- A: {_standard_words(s)}, DataLoader with {s.workers} worker processes, fp32 NCHW eager, `.item()` each "
+        "step.",
+        f"- B: the runner's training path: data on the device, batched augmentation, {machine['suite_execution']}. "
+        "B's model step alone, on one batch made once, is the ceiling that no data pipeline can pass (below "
+        "the table).",
         f"- Batch {s.batch_size}, SGD momentum 0.9, weight decay 1e-4 for both; {s.iters} timed iterations after "
         f"{s.warmup} warm-up ones; median of {s.repeats} repeats, A and B alternating.",
         "- Data: batches ready on the device, no model (A: loader workers + copy to the device; B: augmentation and "
@@ -470,6 +502,13 @@ def markdown(frame, s: Settings) -> str:
         for metric, label in labels.items():
             a, b = _median(frame, spec, metric, "A"), _median(frame, spec, metric, "B")
             lines.append(f"| {spec} | {label} | {a:,.0f} | {b:,.0f} | {_ratio(b, a)} |")
+    lines.append("")
+    for spec in s.specs:
+        a, b = _median(frame, spec, "train", "A"), _median(frame, spec, "train", "B")
+        ceiling = _median(frame, spec, "model_only", "B")
+        lines.append(f"Ceiling for {spec}: B's model step alone trains at {ceiling:,.0f} img/s, {_ratio(ceiling, a)} "
+                     f"A's training: the most any data pipeline could give B. B reaches {_ratio(b, a)}, "
+                     f"{100 * b / ceiling:.0f}% of its ceiling.  ")
     if s.wandb:
         spec = s.specs[0]
         disabled, offline = _median(frame, spec, "wandb_disabled", "B"), _median(frame, spec, "wandb_offline", "B")
@@ -617,7 +656,8 @@ def plot(frame, path: Path, s: Settings) -> None:
 def run(s: Settings, say=print) -> Path:
     """Measure everything `s` asks for and write OUT/perf.csv, OUT/perf.md, OUT/scaling.png; returns perf.md."""
     s.validate()
-    data = cifar.load(s.dataset, s.data_dir, download=False)
+    data = load(s)
+    s.image_size = data.image_size
     if len(data.train) < max(s.batch_size, 1):
         raise UserError(f"--batch-size {s.batch_size} is larger than the {len(data.train)} training images")
     execution = _execution(s.device)

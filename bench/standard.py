@@ -1,8 +1,12 @@
-"""The standard PyTorch CIFAR recipe, as most public ResNet repositories write it: the baseline that
+"""The standard PyTorch data recipes, as most public ResNet repositories write them: the baseline that
 `bench perf` measures the suite's own training path against.
 
+ImageNet-style datasets: torchvision's ImageFolder over the original JPEG files, RandomResizedCrop +
+RandomHorizontalFlip + ToTensor + Normalize for training and Resize + CenterCrop for evaluation (PyTorch's
+ImageNet example), in a DataLoader with worker processes. CIFAR:
+
 After akamaster/pytorch_resnet_cifar10 and torchvision's CIFAR10 dataset: a Dataset that hands out PIL
-images, `RandomHorizontalFlip`, `RandomCrop(32, padding=4)`, `ToTensor`, `Normalize` by channel, a
+images, `RandomHorizontalFlip`, `RandomCrop(32, padding=4)` (the images' own size), `ToTensor`, `Normalize` by channel, a
 DataLoader with worker processes, an fp32 NCHW eager model, and `.item()` on the loss every step. It
 computes what the suite computes (the paper's augmentation, SGD with momentum and weight decay, the same
 schedule) by the usual route, normalising by channel (the suite's `--normalize channel`); the suite never
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,8 +27,9 @@ from torch.utils.data import DataLoader, Dataset
 
 import variants
 
-from . import data as cifar
+from . import data as datasets
 from . import recipe as recipes
+from .data import augmentation as device_augment
 
 
 def default_workers() -> int:
@@ -34,7 +40,7 @@ def default_workers() -> int:
 class PilCifar(Dataset):
     """Images as torchvision's CIFAR10 holds them (uint8 HWC in one array), handed out as PIL images."""
 
-    def __init__(self, split: cifar.Split, transform):
+    def __init__(self, split: datasets.Split, transform):
         self.images = np.ascontiguousarray(split.images.permute(0, 2, 3, 1).numpy())
         self.labels = split.labels.tolist()
         self.transform = transform
@@ -51,20 +57,56 @@ class PilCifar(Dataset):
 def transforms(train_images: torch.Tensor, train: bool):
     from torchvision import transforms as T
 
-    stats = cifar.Normalizer(train_images, "channel")  # the training split's per-channel mean and std
+    stats = datasets.Normalizer(train_images, "channel")  # the training split's per-channel mean and std
     normalize = T.Normalize(stats.mean.flatten().tolist(), stats.std.flatten().tolist())
     if not train:
         return T.Compose([T.ToTensor(), normalize])
-    return T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(32, padding=4), T.ToTensor(), normalize])
+    size = train_images.shape[-1]
+    return T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(size, padding=4), T.ToTensor(), normalize])
 
 
-def loader(split: cifar.Split, train_images: torch.Tensor, batch_size: int, workers: int, train: bool,
+def loader(split: datasets.Split, train_images: torch.Tensor, batch_size: int, workers: int, train: bool,
            device: torch.device, seed: int = 0, persistent: bool = False) -> DataLoader:
     return DataLoader(
         PilCifar(split, transforms(train_images, train)), batch_size=batch_size, shuffle=train, drop_last=train,
         num_workers=workers, pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
         persistent_workers=persistent and workers > 0,
     )
+
+
+def folder_loader(data: datasets.Data, train: bool, batch_size: int, workers: int, device: torch.device,
+                  seed: int = 0, persistent: bool = False, limit: int = 0) -> DataLoader:
+    """PyTorch's ImageNet example over the dataset's original files (its train/ or val/ folder)."""
+    from torch.utils.data import Subset
+    from torchvision import datasets as folders
+    from torchvision import transforms as T
+
+    stats = datasets.Normalizer(data.train.images, "channel")  # the suite's statistics: the same inputs for both
+    normalize = T.Normalize(stats.mean.flatten().tolist(), stats.std.flatten().tolist())
+    size = data.image_size
+    if train:
+        crop = data.augmentation
+        steps = [T.RandomResizedCrop(size, scale=crop.scale, ratio=crop.ratio), T.RandomHorizontalFlip()]
+    else:
+        steps = [T.Resize(round(size / device_augment.EVAL_CROP_SHARE)), T.CenterCrop(size)]
+    images = folders.ImageFolder(str(Path(data.details["folder"]) / ("train" if train else "val")),
+                                 T.Compose([*steps, T.ToTensor(), normalize]))
+    if limit:
+        images = Subset(images, range(min(limit, len(images))))
+    return DataLoader(images, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=workers,
+                      pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
+                      persistent_workers=persistent and workers > 0)
+
+
+def loader_for(data: datasets.Data, train: bool, batch_size: int, workers: int, device: torch.device,
+               seed: int = 0, persistent: bool = False, limit: int = 0) -> DataLoader:
+    """The standard loader of the dataset's training or evaluation split (its first `limit` images, 0: all)."""
+    if "folder" in data.details:
+        return folder_loader(data, train, batch_size, workers, device, seed, persistent, limit)
+    split = data.train if train else data.test
+    if limit:
+        split = datasets.Split(split.images[:limit], split.labels[:limit])
+    return loader(split, data.train.images, batch_size, workers, train, device, seed, persistent)
 
 
 def endless(batches: DataLoader):
@@ -115,7 +157,7 @@ class StandardPath:
         return loss_sum / count, 100.0 * wrong / count
 
 
-def train(spec: str, data: cifar.Cifar, plan: recipes.Recipe, seed: int, device: torch.device,
+def train(spec: str, data: datasets.Data, plan: recipes.Recipe, seed: int, device: torch.device,
           workers: int | None = None) -> dict:
     """Train `spec` with the standard recipe on the plan's schedule (iterations, milestones, warm-up);
     returns the final test error and the training images/s. For side-by-side accuracy checks."""

@@ -1,7 +1,7 @@
 """Suites: which training runs answer which of the paper's questions, and the scheduler that trains them.
 
-A suite file (TOML, `bench/suites/<name>.toml`) names a dataset and a list of experiments; each experiment
-lists variant specs and the report it feeds. Expanded with a recipe, a scale and a number of seeds, a suite
+A suite file (TOML, `bench/suites/<name>.toml`) names a dataset, optionally its recipe (else the dataset's
+default), and a list of experiments; each experiment lists variant specs and the report it feeds. Expanded with a recipe, a scale and a number of seeds, a suite
 is a list of runs, each identified by its run id (see records.py), so a spec shared by two experiments is
 trained once and a run with a finished record is not trained again. Each run trains in a child process
 (`python -m bench train ...`, its output in RESULTS/suites/<suite>/logs/), so one crash or divergence is
@@ -24,13 +24,15 @@ import torch
 
 import variants
 
+from . import data as datasets
+from . import recipe as recipes
 from . import records
 from .errors import UserError
 from .train import identify
 
 SUITES_DIR = Path(__file__).parent / "suites"
-REPORTS = ("depth", "shortcuts", "tweaks", "stems", "bottleneck")
-SUITE_KEYS = {"name", "dataset", "experiments"}
+REPORTS = ("depth", "shortcuts", "tweaks", "stems", "bottleneck", "imagenet_depth")
+SUITE_KEYS = {"name", "dataset", "recipe", "experiments"}
 EXPERIMENT_KEYS = {"title", "report", "runs", "expensive"}
 
 
@@ -53,6 +55,10 @@ class Suite:
     dataset: str
     path: Path
     experiments: dict[str, Experiment]
+    recipe: str  # the suite's recipe unless --recipe says otherwise
+
+    def recipe_or_default(self, recipe: str | None) -> str:
+        return recipe or self.recipe
 
 
 @dataclass(frozen=True)
@@ -95,10 +101,14 @@ def _validate(raw: dict, path: Path) -> Suite:
     for key in ("name", "dataset"):
         if not isinstance(raw.get(key), str):
             fail(key, "missing or not a string")
-    from .data import DATASETS
-
-    if raw["dataset"] not in DATASETS:
-        fail("dataset", f"{raw['dataset']!r} is not allowed; choose one of: {', '.join(DATASETS)}")
+    try:
+        declared = datasets.info(raw["dataset"])
+    except datasets.DataError:
+        fail("dataset", f"{raw['dataset']!r} is not allowed; choose one of: {datasets.names()}")
+    recipe = raw.get("recipe", declared.default_recipe)
+    if not isinstance(recipe, str) or recipe not in recipes.BUDGETS[declared.budget]:
+        fail("recipe", f"{recipe!r} is not allowed for {raw['dataset']}; choose one of: "
+                       f"{', '.join(recipes.BUDGETS[declared.budget])}")
     if not isinstance(raw.get("experiments"), dict) or not raw["experiments"]:
         fail("experiments", "missing: add at least one [experiments.NAME] table")
     experiments = {}
@@ -130,12 +140,14 @@ def _validate(raw: dict, path: Path) -> Suite:
                     fail(f"{where}.{list_key}[{index}]", str(error))
             specs[list_key] = tuple(dict.fromkeys(canonical))
         experiments[name] = Experiment(name, table["title"], table["report"], specs["runs"], specs["expensive"])
-    return Suite(raw["name"], raw["dataset"], path, experiments)
+    return Suite(raw["name"], raw["dataset"], path, experiments, recipe)
 
 
-def expand(suite: Suite, recipe: str = "paper", scale: float = 1.0, seeds: int = 1, only: list[str] | None = None,
-           expensive: bool = False) -> list[PlannedRun]:
-    """The runs the suite asks for, each once, in suite order (all specs for seed 0, then for seed 1, ...)."""
+def expand(suite: Suite, recipe: str | None = None, scale: float = 1.0, seeds: int = 1,
+           only: list[str] | None = None, expensive: bool = False) -> list[PlannedRun]:
+    """The runs the suite asks for, each once, in suite order (all specs for seed 0, then for seed 1, ...);
+    with the suite's own recipe when `recipe` is None."""
+    recipe = suite.recipe_or_default(recipe)
     if seeds < 1:
         raise SuiteError(f"--seeds {seeds} is not allowed: it must be at least 1")
     chosen = only or list(suite.experiments)
@@ -182,10 +194,12 @@ def devices_for(jobs: int, device: str) -> list[str]:
     return ["cpu" if device == "auto" else device] * jobs
 
 
-def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: float, data_dir: str,
+def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str | None, scale: float, data_dir: str,
               results_dir: str | Path, jobs: int = 1, device: str = "auto", wandb_mode: str | None = None,
-              extra_args: tuple[str, ...] = ()) -> SuiteResult:
+              extra_args: tuple[str, ...] = (), cache_dir: str | None = None,
+              skip_corrupt: bool = False) -> SuiteResult:
     """Train every planned run that has no finished record, `jobs` at a time, each in its own process."""
+    recipe = suite.recipe_or_default(recipe)
     result = SuiteResult()
     todo = []
     for run in planned:
@@ -200,13 +214,14 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: fl
           f"(recipe {recipe} x{scale:g}, {jobs} at a time)")
     if not todo:
         return result
-    # Once, here: a missing dataset is one clear error (or one download), not one per run or a race of jobs.
-    from .data import DATASETS, load as load_data
-
-    load_data(suite.dataset, data_dir)
+    # Once, here: a missing dataset is one clear error (or one download, one cache to build), not one per run
+    # or a race of jobs.
+    plan = recipes.get(recipe, scale, datasets.info(suite.dataset).budget)
+    data = datasets.load(suite.dataset, data_dir, image_size=plan.image_size, normalize=plan.normalize,
+                         skip_corrupt=skip_corrupt, cache_dir=cache_dir)
     logs = Path(results_dir) / "suites" / suite.name / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    estimate = _CostEstimate(todo, DATASETS[suite.dataset].num_classes)
+    estimate = _CostEstimate(todo, data.num_classes, data.image_size)
     slots = devices_for(jobs, device)
     environment = dict(os.environ)
     if slots[0] == "cpu" and jobs > 1:  # N trainings on one CPU share its cores instead of each taking all
@@ -224,6 +239,10 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str, scale: fl
                 command = [sys.executable, "-m", "bench", "train", run.spec, "--dataset", suite.dataset,
                            "--recipe", recipe, "--scale", repr(scale), "--seed", str(run.seed), "--data-dir",
                            str(data_dir), "--results-dir", str(results_dir), "--device", slot_device, *extra_args]
+                if cache_dir:
+                    command += ["--cache-dir", str(cache_dir)]
+                if skip_corrupt:
+                    command += ["--skip-corrupt"]
                 if wandb_mode:
                     command += ["--wandb", wandb_mode]
                 with open(logs / f"{run.run_id}.log", "a") as log:  # a retry keeps the failed attempt's log
@@ -306,13 +325,13 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 class _CostEstimate:
     """ETA from measured speed: each run's work is its multiply-adds; speed is work per second so far."""
 
-    def __init__(self, runs: list[PlannedRun], num_classes: int):
+    def __init__(self, runs: list[PlannedRun], num_classes: int, image_size: int):
         from .cost import measure
 
         self.work = {}
         for run in runs:
             if run.spec not in self.work:
-                self.work[run.spec] = measure(run.spec, image_size=32, num_classes=num_classes).macs
+                self.work[run.spec] = measure(run.spec, image_size=image_size, num_classes=num_classes).macs
         self.done_work = 0.0
         self.done_seconds = 0.0
 

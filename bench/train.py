@@ -1,4 +1,5 @@
-"""Train one variant on CIFAR with the paper's recipe (§4.2), recording everything a comparison needs.
+"""Train one variant on a dataset with a recipe (the paper's CIFAR §4.2 or ImageNet §3.4, Bag of Tricks'),
+recording everything a comparison needs.
 
 `run()` decides what to do with a run id (skip a finished run, resume an interrupted one, start afresh),
 `train_loop()` is the loop itself, top to bottom: set the lr from the schedule, take an augmented batch
@@ -24,7 +25,7 @@ from torch import nn
 
 import variants
 
-from . import data as cifar
+from . import data as datasets
 from . import recipe as recipes
 from . import provenance, records
 from .cost import model_cost
@@ -106,25 +107,31 @@ def _fast_bf16(device: torch.device) -> bool:
 class TrainingPath:
     """The runner's machinery for one model on one device, shared by `train_loop` and `bench perf`.
 
-    Holds the model in the execution's layout, SGD, the device-resident loader and normaliser; `step` is one
-    training iteration with no host sync (running loss and error stay on the device until `totals`), and
-    `evaluate` is a full pass over a split at the execution's evaluation batch size.
+    Holds the model in the execution's layout, SGD, the loader (the training split whole on the device, or
+    streamed to it when it does not fit: `placement`) and the normaliser; `step` is one training iteration
+    with no host sync (running loss and error stay on the device until `totals`), and `evaluate` is a full
+    pass over a split at the execution's evaluation batch size, through the dataset's evaluation transform.
     """
 
-    def __init__(self, model: nn.Module, train_split: cifar.Split, plan: recipes.Recipe, seed: int,
-                 execution: Execution):
+    def __init__(self, model: nn.Module, data: datasets.Data, plan: recipes.Recipe, seed: int,
+                 execution: Execution, placement: str = "auto"):
         execution = execution.resolved()
         device = execution.device
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
         self.model = model.to(device, memory_format=execution.memory_format)
         self.execution = execution
+        self.plan = plan
+        self.eval_transform = data.eval_transform
         # fused: one kernel for the whole update on CUDA; on the CPU the default loop measured the same.
         fused = {"fused": True} if device.type == "cuda" else {}
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=plan.lr, momentum=plan.momentum,
-                                         weight_decay=plan.weight_decay, **fused)
-        self.normalizer = cifar.Normalizer(train_split.images, plan.normalize)
-        self.loader = cifar.EpochLoader(train_split, plan.batch_size, seed)
+        self.optimizer = torch.optim.SGD(_parameter_groups(model, plan), lr=plan.lr, momentum=plan.momentum,
+                                         weight_decay=plan.weight_decay, nesterov=plan.nesterov, **fused)
+        self.stream = not datasets.loader.resident(data.train, device, placement)
+        train_split = data.train if self.stream else data.train.to(device)
+        self.normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
+        self.loader = datasets.EpochLoader(train_split, plan.batch_size, seed, data.augmentation,
+                                           stream=self.stream, device=device)
         self.forward = execution.compiled(model)
         self.loss_sum = torch.zeros((), device=device)
         self.wrong = torch.zeros((), device=device, dtype=torch.long)
@@ -135,7 +142,7 @@ class TrainingPath:
             group["lr"] = lr
         with self.execution.autocast():
             logits = self.forward(self.normalizer(images, self.execution.memory_format))
-            loss = F.cross_entropy(logits, labels)
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.plan.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -151,7 +158,7 @@ class TrainingPath:
         self.seen = 0
         return loss, error
 
-    def evaluate(self, split: cifar.Split, limit: int = 0) -> tuple[float, float]:
+    def evaluate(self, split: datasets.Split, limit: int = 0) -> tuple[float, float]:
         """Mean loss and error (%) on the first `limit` images of `split` (0: all), same precision and layout."""
         device = self.execution.device
         self.model.eval()
@@ -159,16 +166,24 @@ class TrainingPath:
         loss_sum = torch.zeros((), device=device)
         wrong = torch.zeros((), device=device, dtype=torch.long)
         with torch.no_grad():
-            size = self.execution.eval_batch
-            for start in range(0, count, size):
-                images = split.images[start: min(start + size, count)]
-                labels = split.labels[start: min(start + size, count)]
+            for images, labels in datasets.eval_batches(split, self.execution.eval_batch, device, count,
+                                                        self.eval_transform):
                 with self.execution.autocast():
                     logits = self.forward(self.normalizer(images, self.execution.memory_format)).float()
                 loss_sum += F.cross_entropy(logits, labels, reduction="sum")
                 wrong += (logits.argmax(1) != labels).sum()
         self.model.train()
         return loss_sum.item() / count, 100.0 * wrong.item() / count
+
+
+def _parameter_groups(model: nn.Module, plan: recipes.Recipe):
+    """All parameters in one group; with `no_bn_decay`, BN weights and every bias (the 1-d tensors) apart,
+    without weight decay (Bag of Tricks §3.1)."""
+    if not plan.no_bn_decay:
+        return model.parameters()
+    decayed = [p for p in model.parameters() if p.ndim > 1]
+    exempt = [p for p in model.parameters() if p.ndim <= 1]
+    return [{"params": decayed}, {"params": exempt, "weight_decay": 0.0}]
 
 
 def _cpu_name() -> str:
@@ -212,28 +227,29 @@ class Outcome:
         return self.record.summary() or {}
 
 
-def identify(spec: str, dataset: str, recipe: str | recipes.Recipe = "paper", scale: float = 1.0, seed: int = 0,
+def identify(spec: str, dataset: str, recipe: str | recipes.Recipe | None = None, scale: float = 1.0, seed: int = 0,
              val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None):
-    """What a request amounts to: (parsed spec, canonical spec, recipe, run id), validated; nothing is built."""
+    """What a request amounts to: (parsed spec, canonical spec, recipe, run id), validated; nothing is built.
+    The recipe is the dataset's default when None, and as it applies to the dataset's size (recipe.BUDGETS)."""
     parsed = variants.parse(spec)
     canonical = variants.canonical(parsed)
+    declared = datasets.info(dataset)
     if isinstance(recipe, recipes.Recipe):
         plan = recipe if scale == 1.0 else recipe.scaled(scale)
     else:
-        plan = recipes.get(recipe, scale)
+        plan = recipes.get(recipe or declared.default_recipe, scale, declared.budget, dataset)
     overrides = {key: value for key, value in (("val_size", val_size), ("normalize", normalize),
                                                ("checkpoint_every", checkpoint_every)) if value is not None}
     plan = replace(plan, **overrides)
-    if dataset not in cifar.DATASETS:
-        raise cifar.DataError(f"unknown dataset {dataset!r}; choose one of: {', '.join(cifar.DATASETS)}")
-    return parsed, canonical, plan, records.run_id(canonical, dataset, plan.identity(), seed)
+    return parsed, canonical, plan, records.run_id(canonical, declared.name, plan.identity(), seed)
 
 
-def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", recipe: str | recipes.Recipe = "paper",
+def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", recipe: str | recipes.Recipe | None = None,
         scale: float = 1.0, seed: int = 0, results_dir: str | Path = "results", wandb_mode: str | None = None,
         execution: Execution | None = None, force: bool = False, download: bool = True,
         val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None,
-        quiet: bool = False) -> Outcome:
+        quiet: bool = False, skip_corrupt: bool = False, cache_dir: str | Path | None = None,
+        placement: str = "auto") -> Outcome:
     """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does."""
     started = time.perf_counter()
     parsed, canonical, plan, run_id = identify(spec, dataset, recipe, scale, seed, val_size, normalize,
@@ -245,10 +261,15 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
         say(f"run {run_id} is already {status}; nothing to do (records: {record.dir}; --force to redo)")
         return Outcome(run_id, record, status, skipped=True)
 
-    data = cifar.load(dataset, data_dir, download=download, val_size=plan.val_size)
+    data = datasets.load(dataset, data_dir, download=download, val_size=plan.val_size, image_size=plan.image_size,
+                         normalize=plan.normalize, crop_scale=plan.crop_scale, crop_ratio=plan.crop_ratio,
+                         skip_corrupt=skip_corrupt, cache_dir=cache_dir, say=None if not quiet else lambda _: None)
     if len(data.train) < plan.batch_size:
-        raise cifar.DataError(f"batch size {plan.batch_size} is larger than the {len(data.train)} training images")
+        raise datasets.DataError(f"batch size {plan.batch_size} is larger than the {len(data.train)} training images")
+    plan = plan.bound(len(data.train))
     execution = (execution or Execution(resolve_device("auto"))).resolved()
+    # decided once and recorded; either way the batches are the same (loader.py)
+    placement = "resident" if datasets.loader.resident(data.train, execution.device, placement) else "stream"
     with record.lock():
         if force:  # only now: a forced run that cannot even load its data keeps the old record
             record.clear()
@@ -262,9 +283,10 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
 
         source = provenance.source_of(exclude=(Path(results_dir), Path(data_dir)))
         torch.manual_seed(seed)
-        model = variants.create(parsed, num_classes=data.num_classes)
-        cost = model_cost(model, canonical, image_size=32, num_classes=data.num_classes)
+        model = variants.create(_as_trained(parsed, plan), num_classes=data.num_classes)
+        cost = model_cost(model, canonical, image_size=data.image_size, num_classes=data.num_classes)
         config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir, source)
+        config["dataset"]["placement"] = placement
         code = provenance.version(config)
         if checkpoint and checkpoint.get("source_version", code) != code:
             warn(f"resuming with other code ({code}) than the checkpoint's ({checkpoint['source_version']}); the "
@@ -278,7 +300,7 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
         )
         try:
             status = train_loop(model, parsed, data, plan, seed, execution, record, tracker, cost, checkpoint,
-                                quiet, started, code)
+                                quiet, started, code, placement)
         except BaseException:
             tracker.finish(record.summary() or {}, failed=True)
             raise
@@ -295,16 +317,16 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
     return Outcome(run_id, record, status)
 
 
-def train_loop(model: nn.Module, spec, data: cifar.Cifar, plan: recipes.Recipe, seed: int, execution: Execution,
+def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe, seed: int, execution: Execution,
                record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, quiet: bool,
-               started: float, code: str | None = None) -> str:
+               started: float, code: str | None = None, placement: str = "auto") -> str:
     """Train from `checkpoint` (or from scratch) to the end of the recipe; returns the final status."""
     device = execution.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    path = TrainingPath(model, data.train.to(device), plan, seed, execution)
-    test = data.test.to(device)
-    val = data.val.to(device) if data.val is not None else None
+    path = TrainingPath(model, data, plan, seed, execution, placement)
+    test = _placed(data.test, device, placement)
+    val = _placed(data.val, device, placement) if data.val is not None else None
     loader, optimizer = path.loader, path.optimizer
 
     iteration, warmup_end, train_seconds, wall_before = 0, None, 0.0, 0.0
@@ -318,7 +340,7 @@ def train_loop(model: nn.Module, spec, data: cifar.Cifar, plan: recipes.Recipe, 
     else:
         record.metrics_path.unlink(missing_ok=True)
     depth = getattr(spec, "depth", 0)
-    warming_up = warmup_end is None and depth >= plan.warmup_min_depth
+    warming_up = warmup_end is None and depth >= plan.warmup_min_depth and plan.warmup_iterations > 0
 
     def summary(status: str, **fields) -> dict:
         return {
@@ -411,6 +433,18 @@ def train_loop(model: nn.Module, spec, data: cifar.Cifar, plan: recipes.Recipe, 
     return status
 
 
+def _as_trained(spec, plan: recipes.Recipe):
+    """The net the recipe trains: the spec itself, zero-gamma when the recipe asks for it (Bag of Tricks)."""
+    if plan.zero_init and isinstance(spec, variants.Spec):
+        return replace(spec, zero_init=True)
+    return spec  # timm's ResNets start their blocks' last BN at zero already (zero_init_last)
+
+
+def _placed(split: datasets.Split, device: torch.device, placement: str) -> datasets.Split:
+    """An evaluation split on the device when it fits there; else left on the host, copied a batch at a time."""
+    return split.to(device) if datasets.loader.resident(split, device, placement) else split
+
+
 def _progress(total: int, initial: int, quiet: bool):
     from tqdm import tqdm
 
@@ -441,7 +475,7 @@ def _tags(spec, dataset: str, plan: recipes.Recipe) -> list[str]:
     return variant + [f"dataset:{dataset}", f"recipe:{plan.name}"]
 
 
-def _config(run_id: str, given: str, spec, canonical: str, data: cifar.Cifar, plan: recipes.Recipe, seed: int,
+def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, plan: recipes.Recipe, seed: int,
             execution: Execution, data_dir, source: provenance.Source) -> dict:
     import timm
     import torchvision
@@ -455,7 +489,10 @@ def _config(run_id: str, given: str, spec, canonical: str, data: cifar.Cifar, pl
         "dataset": {
             "name": data.name, "num_classes": data.num_classes, "train_size": len(data.train),
             "val_size": len(data.val) if data.val is not None else 0, "test_size": len(data.test),
-            "data_dir": str(Path(data_dir).resolve()),
+            "data_dir": str(Path(data_dir).resolve()), "image_size": data.image_size,
+            "augmentation": data.augmentation.describe(),
+            "evaluation": data.eval_transform.describe() if data.eval_transform else "the images as stored",
+            **data.details,
         },
         "recipe": plan.to_dict(),
         "seed": seed,

@@ -45,7 +45,7 @@ def test_cifar10_suite_expands_into_the_expected_runs():
         ('name = "x"\ndataset = "cifar10"\n[experiments.a]\ntitle = "t"\nreport = "depth"\nruns = ["resnet20" "a"]\n',
          "(at line 6, column 20)"),
         ('name = "x"\ndataset = "cifar10"\ncolour = 1\n', "colour: unknown key; allowed: dataset, experiments, name"),
-        ('name = "x"\ndataset = "imagenet"\n', "dataset: 'imagenet' is not allowed; choose one of: cifar10, cifar100"),
+        ('name = "x"\ndataset = "places365"\n', "dataset: 'places365' is not allowed; choose one of: cifar10, cifar100, imagenette"),
         ('name = "x"\ndataset = "cifar10"\n', "experiments: missing"),
         ('name = "x"\ndataset = "cifar10"\n[experiments.a]\ntitle = "t"\nreport = "depth"\nruns = ["resnet20", "resnet21"]\n',
          "experiments.a.runs[1]: unknown variant 'resnet21'"),

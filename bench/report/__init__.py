@@ -14,30 +14,33 @@ import pandas as pd
 
 from .. import records
 from .. import suite as suites
-from ..data import DATASETS
+from .. import data as datasets
+from .. import recipe as recipes
 from ..tracking import upload_report
-from .pages import BUILDERS, Page
+from .pages import BUILDERS, Page, ReportContext
 from .runs import aggregate, load_curves, load_runs
 
 
-def build(suite_name: str, results_dir: str | Path = "results", recipe: str = "paper", scale: float = 1.0,
+def build(suite_name: str, results_dir: str | Path = "results", recipe: str | None = None, scale: float = 1.0,
           seeds: int = 1, expensive: bool = False, wandb_mode: str | None = None) -> Path:
-    """Every experiment of the suite, whatever subset was trained: untrained runs show as missing."""
+    """Every experiment of the suite, whatever subset was trained: untrained runs show as missing. The
+    recipe is the suite's own when None."""
     suite = suites.load(suite_name)
+    recipe = suite.recipe_or_default(recipe)
     planned = suites.expand(suite, recipe, scale, seeds, expensive=expensive)
     runs = load_runs(results_dir, planned)
     # One folder per recipe and scale, so that a quick look never overwrites a full run's report.
     out_dir = Path(results_dir) / "reports" / suite.name / f"{recipe}-x{scale:g}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    num_classes = DATASETS[suite.dataset].num_classes
+    context = _context(suite, recipe, scale, runs)
     pages = []
     for key in suite.experiments:
         experiment = suite.experiments[key]
         part = runs[runs.experiments.str.split(",").map(lambda names, key=key: key in names)] if len(runs) else runs
-        summary = aggregate(part, num_classes) if len(part) else pd.DataFrame()
+        summary = aggregate(part, context.num_classes, context.image_size) if len(part) else pd.DataFrame()
         # Curves of finished runs only, like the tables: a diverged or half-done run would bend the means.
         curves = load_curves(results_dir, part[part.status == "finished"]) if len(part) else pd.DataFrame()
-        page = BUILDERS[experiment.report](experiment, summary, curves, out_dir)
+        page = BUILDERS[experiment.report](experiment, summary, curves, out_dir, context)
         provenance = _provenance(part, experiment, suite, recipe, scale, seeds)
         _write_page(page, provenance, out_dir)
         pages.append((page, part))
@@ -47,6 +50,18 @@ def build(suite_name: str, results_dir: str | Path = "results", recipe: str = "p
     upload_report(wandb_mode, f"report {suite.name} {recipe} x{scale:g}", tables, images, Path(results_dir),
                   config={"suite": suite.name, "recipe": recipe, "scale": scale, "seeds": seeds})
     return out_dir
+
+
+def _context(suite, recipe: str, scale: float, runs: pd.DataFrame) -> ReportContext:
+    """The dataset's title, the resolution the recipe trains at, and the classes (a folder dataset's from its
+    records; 1000 until one exists, which only sizes the fc layer of the cost columns)."""
+    declared = datasets.info(suite.dataset)
+    image_size = recipes.get(recipe, scale, declared.budget).image_size or declared.image_size
+    num_classes = declared.num_classes
+    if num_classes is None:
+        counts = [int(n) for n in runs.get("num_classes", pd.Series(dtype=float)).dropna()]
+        num_classes = counts[0] if counts else 1000
+    return ReportContext(declared.title, image_size, declared.reader == "cifar", num_classes)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

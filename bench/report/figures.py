@@ -16,8 +16,10 @@ import seaborn as sns  # noqa: E402
 from .runs import reference  # noqa: E402
 
 
-def training_curves(curves: pd.DataFrame, specs: dict[str, dict], path: Path) -> Path:
-    """Figure 6 of the paper: per depth, training error dashed and test error bold, plain | ResNet panels."""
+def training_curves(curves: pd.DataFrame, specs: dict[str, dict], path: Path, dataset: str = "CIFAR-10",
+                    evaluated: str = "test") -> Path:
+    """Figure 6 of the paper: per depth, training error dashed and test error bold, plain | ResNet panels.
+    A panel without finished runs says so instead of drawing empty axes."""
     frame = curves.copy()
     frame["depth"] = frame.spec.map(lambda spec: specs[spec]["depth"] if spec in specs else None)
     frame["net"] = frame.spec.map(lambda spec: "plain" if specs.get(spec, {}).get("plain") else "ResNet")
@@ -31,6 +33,12 @@ def training_curves(curves: pd.DataFrame, specs: dict[str, dict], path: Path) ->
     for axis, net in zip(axes, ("plain", "ResNet")):
         title = "plain nets" if net == "plain" else "ResNets"
         part = frame[frame.net == net]
+        if part.empty:
+            axis.text(0.5, 0.5, f"no finished {title} yet", transform=axis.transAxes, ha="center", va="center",
+                      color="dimgray")
+            axis.set_title(title)
+            axis.set_xlabel("iteration")
+            continue
         for depth in depths:
             lines = part[part.depth == depth].sort_values("iteration")
             if lines.empty:
@@ -43,15 +51,18 @@ def training_curves(curves: pd.DataFrame, specs: dict[str, dict], path: Path) ->
         axis.set_xlabel("iteration")
         axis.legend(loc="upper right", fontsize=8)
     axes[0].set_ylabel("error (%)")
-    figure.suptitle("Training error (dashed) and test error (bold) on CIFAR-10", fontsize=11)
+    figure.suptitle(f"Training error (dashed) and {evaluated} error (bold) on {dataset}", fontsize=11)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
 
 
-def depth_vs_error(table: pd.DataFrame, path: Path) -> Path:
-    """Final test error against depth: our plain and residual nets (mean ± std), the paper's ResNets."""
+def depth_vs_error(table: pd.DataFrame, path: Path, paper: pd.DataFrame | None = None,
+                   paper_label: str = "ResNet (paper, 64k iterations)", title: str = "CIFAR-10 test error against depth",
+                   ylabel: str = "test error (%)") -> Path:
+    """Final error against depth: our plain and residual nets (mean ± std) and the paper's points (`paper`:
+    depth, error and net columns; by default Table 6's CIFAR-10 ResNets)."""
     sns.set_theme(style="whitegrid", context="notebook")
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
     for column, label, color in (("plain", "plain (ours)", "tab:red"), ("resnet", "ResNet (ours)", "tab:blue")):
@@ -59,18 +70,25 @@ def depth_vs_error(table: pd.DataFrame, path: Path) -> Path:
         if len(part):
             axis.errorbar(part.depth, part[f"{column}_error_mean"], yerr=part[f"{column}_error_std"].fillna(0),
                           marker="o", capsize=3, label=label, color=color)
-    paper = reference("cifar10_depth")
-    paper = paper[(paper.source == "He et al. 2015 Table 6") & paper.depth.isin(table.depth)]
-    axis.plot(paper.depth, paper.test_error, "s--", color="black", label="ResNet (paper, 64k iterations)",
-              markerfacecolor="white")
+    if paper is None:
+        paper = reference("cifar10_depth")
+        paper = paper[(paper.source == "He et al. 2015 Table 6")].assign(error=lambda f: f.test_error)
+    paper = paper[paper.depth.isin(table.depth)]
+    for net, color in (("plain", "tab:red"), ("resnet", "black")):
+        points = paper[paper.net == net] if "net" in paper else paper
+        if len(points):
+            label = paper_label if net == "resnet" or "net" not in paper else paper_label.replace("ResNet", "plain")
+            axis.plot(points.depth, points.error, "s--", color=color, label=label, markerfacecolor="white")
+        if "net" not in paper:
+            break
     axis.set_xscale("log")
     axis.xaxis.set_minor_formatter(NullFormatter())  # only the depths themselves are labelled
     axis.set_xticks(sorted(table.depth.unique()))
     axis.set_xticklabels([str(int(depth)) for depth in sorted(table.depth.unique())])
     axis.set_xlabel("depth (layers)")
-    axis.set_ylabel("test error (%)")
-    axis.set_title("CIFAR-10 test error against depth")
-    axis.legend(fontsize=8)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -1,7 +1,8 @@
 """One report page per experiment: the paper's table or figure rebuilt from our runs, beside the published one.
 
-Each builder takes the experiment's runs (aggregated per spec) and returns a `Page`: tables (kept as
-DataFrames for CSV and W&B, rendered to Markdown for people) and figures (PNG, drawn with seaborn).
+Each builder takes the experiment's runs (aggregated per spec) and the `ReportContext` (which dataset, at
+what resolution) and returns a `Page`: tables (kept as DataFrames for CSV and W&B, rendered to Markdown for
+people) and figures (PNG, drawn with seaborn).
 """
 
 from __future__ import annotations
@@ -18,6 +19,25 @@ import variants
 from ..cost import count_macs, measure
 from . import figures
 from .runs import AXES, error_cell, reference
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the pages say about where the runs trained: the dataset and the resolution."""
+
+    dataset: str = "CIFAR-10"  # its title
+    image_size: int = 32
+    cifar: bool = True
+    num_classes: int = 10
+
+    @property
+    def where(self) -> str:
+        """'CIFAR-10', or 'Imagenette at 128x128' where the resolution is not the dataset's only one."""
+        return self.dataset if self.cifar else f"{self.dataset} at {self.pixels}"
+
+    @property
+    def pixels(self) -> str:
+        return f"{self.image_size}x{self.image_size}"
 
 
 @dataclass
@@ -51,7 +71,8 @@ def _fmt(value, digits: int = 2, suffix: str = "") -> str:
 
 # ---- depth vs error (Table 6, Figure 6) ----------------------------------------------------------------
 
-def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> Page:
+def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir: Path,
+               context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
     specs = _by_spec(summary)
     paper = reference("cifar10_depth")
@@ -97,7 +118,7 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
     if not rows:
         page.notes.append("No CIFAR nets are planned in this experiment (expensive runs need --expensive).")
         return page
-    page.tables.append(Table("table6_depth", "Table 6 analog: CIFAR-10 test error (%) by depth",
+    page.tables.append(Table("table6_depth", f"Table 6 analog: {context.where} test error (%) by depth",
                              pd.DataFrame(rows), pd.DataFrame(shown)))
     page.notes.append(
         "The paper's row for 110 layers is the mean ± std of 5 runs (best of 5: 6.43); the paper prints no "
@@ -105,7 +126,7 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
         "recipe (see their columns)."
     )
     if len(curves):
-        path = figures.training_curves(curves, specs, out_dir / "figure6_curves.png")
+        path = figures.training_curves(curves, specs, out_dir / "figure6_curves.png", context.where)
         page.figures.append(("Figure 6 analog: training error (dashed) and test error (bold) against "
                              "iterations; plain nets left, ResNets right", path))
     path = figures.depth_vs_error(pd.DataFrame(rows), out_dir / "depth_vs_error.png")
@@ -115,7 +136,8 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
 
 # ---- variant comparisons (shortcuts, tweaks, stems) -----------------------------------------------------
 
-def _variant_rows(experiment, specs: dict[str, dict], page_axes: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
+def _variant_rows(experiment, specs: dict[str, dict], page_axes: tuple[str, ...],
+                  context: ReportContext) -> tuple[list[dict], list[dict]]:
     """One row per spec of the experiment: every axis and the results for the CSV; for the Markdown, the costs,
     the error, and a column for each option axis that varies between the specs but that the page does not
     already show in its own words (`page_axes`), so that a custom experiment still says what differs."""
@@ -131,22 +153,23 @@ def _variant_rows(experiment, specs: dict[str, dict], page_axes: tuple[str, ...]
                      "seeds": row["finished"]})
         cells = {"spec": f"`{spec}`"}
         cells.update({axis.title: axis.show(row[axis.name]) for axis in varying})
-        cells.update({"params": _fmt_int(row["params"]), "MACs (32x32)": f"{row['macs'] / 1e6:.1f}M",
+        cells.update({"params": _fmt_int(row["params"]), f"MACs ({context.pixels})": f"{row['macs'] / 1e6:.1f}M",
                       "train img/s": _fmt(row["train_img_s"], 0), "test error % (ours)": error_cell(row)})
         shown.append(cells)
     return rows, shown
 
 
-def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page:
+def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
+                   context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
-    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("shortcut",))
+    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("shortcut",), context=context)
     table3 = reference("imagenet_shortcuts").set_index("shortcut")
     for row, cells in zip(rows, shown):
         option = row["shortcut"]
         cells["shortcut"] = {"none": "none (plain)"}.get(option, f"option {option}")
         cells["ImageNet top-1 err. %, ResNet-34 (paper Table 3)"] = (
             _fmt(table3.loc[option, "top1_error"]) if option in table3.index else "")
-    page.tables.append(Table("shortcuts", "Shortcut options on CIFAR-10, with the paper's ImageNet figures",
+    page.tables.append(Table("shortcuts", f"Shortcut options on {context.where}, with the paper's ImageNet figures",
                              pd.DataFrame(rows), _reorder(pd.DataFrame(shown), ["spec", "shortcut"])))
     page.notes.append(
         "Options (§3.3): A zero-pads the identity where the shape changes (no parameters), B projects only "
@@ -156,10 +179,12 @@ def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> 
     return page
 
 
-def tweaks_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page:
+def tweaks_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
+                context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
     # The tweak letter says where the stride, the stem and the shortcut are.
-    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("stride_in", "stem", "shortcut"))
+    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("stride_in", "stem", "shortcut"),
+                                 context=context)
     table5 = reference("bag_of_tricks_table5").fillna({"tweak": "none"}).set_index("tweak")
     for row, cells in zip(rows, shown):
         tweak = row["tweak"] or "none"
@@ -167,37 +192,40 @@ def tweaks_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Pag
         if tweak in table5.index:
             cells["ImageNet GFLOPs (BoT Table 5)"] = _fmt(table5.loc[tweak, "gflops"], 1)
             cells["ImageNet top-1 acc. % (BoT Table 5)"] = _fmt(table5.loc[tweak, "top1_accuracy"])
-    page.tables.append(Table("tweaks", "ResNet-50 and its B/C/D tweaks on CIFAR-10, with Bag of Tricks' ImageNet figures",
-                             pd.DataFrame(rows), _reorder(pd.DataFrame(shown), ["spec", "tweak"])))
+    page.tables.append(Table("tweaks", f"ResNet-50 and its B/C/D tweaks on {context.where}, with Bag of Tricks' "
+                             "ImageNet figures", pd.DataFrame(rows), _reorder(pd.DataFrame(shown), ["spec", "tweak"])))
     page.notes.append(
         "ResNet-B strides in the bottleneck's 3x3 instead of its first 1x1; -C adds the deep stem (three 3x3 "
-        "convs); -D adds the avg-pool shortcut. These ImageNet nets run here on 32x32 images: the stem's "
-        "stride-2 conv and max-pool downsample 4x, so the first stage works on 8x8 maps and the last on 1x1. "
-        "Bag of Tricks' columns are ImageNet accuracy (higher is better) and GFLOPs at 224x224; ours are error "
-        "(lower is better) and MACs at 32x32."
+        f"convs); -D adds the avg-pool shortcut. These ImageNet nets run here on {context.pixels} images: the "
+        "stem's stride-2 conv and max-pool downsample 4x, so the first stage works on "
+        f"{_side(context.image_size, 4)} maps and the last on {_side(context.image_size, 32)}"
+        + (" (ImageNet's are 56x56 and 7x7)" if context.image_size != 224 else "") + ". "
+        f"Bag of Tricks' columns are ImageNet accuracy (higher is better) and GFLOPs at 224x224; ours are error "
+        f"(lower is better) and MACs at {context.pixels}."
     )
     return page
 
 
-def stems_page(experiment, summary: pd.DataFrame, curves, out_dir: Path) -> Page:
+def stems_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
+               context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
-    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("stem", "stride_in"))
+    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("stem", "stride_in"), context=context)
     for row, cells in zip(rows, shown):
         cells["block"] = row["block"]
         cells["stem"] = {"7x7": "7x7 conv", "deep": "3x 3x3 convs (deep)"}.get(row["stem"], row["stem"])
-    page.tables.append(Table("stems", "7x7 vs deep stem on CIFAR-10", pd.DataFrame(rows),
+    page.tables.append(Table("stems", f"7x7 vs deep stem on {context.where}", pd.DataFrame(rows),
                              _reorder(pd.DataFrame(shown), ["spec", "block", "stem"])))
     page.notes.append(
         "The deep stem is Bag of Tricks' ResNet-C stem: three 3x3 convs of 32, 32 and 64 channels, the first "
-        "strided, in place of the 7x7/2 conv; both are followed by the 3x3/2 max-pool. At 32x32 inputs both "
-        "stems downsample 4x."
+        f"strided, in place of the 7x7/2 conv; both are followed by the 3x3/2 max-pool. At {context.pixels} inputs "
+        f"both stems downsample 4x, to {_side(context.image_size, 4)}."
     )
     return page
 
 
 # ---- bottleneck cost (Table 1, Fig. 5): no training --------------------------------------------------------
 
-def bottleneck_page(experiment, summary, curves, out_dir: Path) -> Page:
+def bottleneck_page(experiment, summary, curves, out_dir: Path, context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
     table1 = reference("imagenet_cost").set_index("depth")
     rows, shown = [], []
@@ -254,12 +282,82 @@ def _block_macs(block: nn.Module, width: int) -> int:
     return count_macs(block, torch.zeros(1, width, 56, 56))[0][""]
 
 
+def _side(image_size: int, stride: int) -> str:
+    side = max(1, -(-image_size // stride))  # each stride-2 step rounds up (padding 1)
+    return f"{side}x{side}"
+
+
 def _reorder(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
     return frame[first + [column for column in frame.columns if column not in first]] if len(frame) else frame
 
 
+# ---- depth at ImageNet resolution (Table 2, Table 3's deeper nets) ---------------------------------------
+
+def imagenet_depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir: Path,
+                        context: ReportContext = ReportContext("ImageNet", 224, False, 1000)) -> Page:
+    page = Page(experiment.key, experiment.title)
+    specs = _by_spec(summary)
+    paper = reference("imagenet_depth")
+    rows, shown = [], []
+    for depth in sorted({row["depth"] for row in specs.values() if row["family"] == "imagenet"}):
+        residual = next((r for r in specs.values() if r["depth"] == depth and not r["plain"]), None)
+        plain = next((r for r in specs.values() if r["depth"] == depth and r["plain"]), None)
+
+        def published(net: str):
+            match = paper[(paper.depth == depth) & (paper.net == net)]
+            return (float(match.top1_error.iloc[0]), match.source.iloc[0]) if len(match) else (None, None)
+
+        paper_plain, _ = published("plain")
+        paper_resnet, source = published("resnet")
+        ours = {net: row["test_error_mean"] if row else None for net, row in (("plain", plain), ("resnet", residual))}
+        gain = ours["plain"] - ours["resnet"] if None not in ours.values() else None
+        any_row = residual or plain
+        rows.append({
+            "depth": depth, "resnet_spec": residual["spec"] if residual else None,
+            "plain_spec": plain["spec"] if plain else None, "params": any_row["params"], "macs": any_row["macs"],
+            "plain_error_mean": ours["plain"], "plain_error_std": plain["test_error_std"] if plain else None,
+            "resnet_error_mean": ours["resnet"], "resnet_error_std": residual["test_error_std"] if residual else None,
+            "paper_plain_top1_error": paper_plain, "paper_resnet_top1_error": paper_resnet, "residual_gain": gain,
+        })
+        shown.append({
+            "depth": depth, "ResNet (ours)": f"`{residual['spec']}`" if residual else "not in suite",
+            "params": _fmt_int(any_row["params"]), f"MACs ({context.pixels})": f"{any_row['macs'] / 1e9:.2f}G",
+            "plain error % (ours)": error_cell(plain), "ResNet error % (ours)": error_cell(residual),
+            "plain top-1 err. % (paper)": _fmt(paper_plain),
+            "ResNet top-1 err. % (paper)": _fmt(paper_resnet) + (f" ({source.split()[-2]} {source.split()[-1]})"
+                                                               if source else ""),
+            "residual gain (plain − ResNet, points)": _fmt(gain),
+        })
+    if not rows:
+        page.notes.append("No ImageNet-family nets are planned in this experiment.")
+        return page
+    page.tables.append(Table("imagenet_depth", f"Table 2 / Table 3 analog: {context.where}, error (%) by depth",
+                             pd.DataFrame(rows), pd.DataFrame(shown)))
+    page.notes.append(
+        f"Ours: single centre-crop top-1 error on the {context.dataset} validation split at {context.pixels}"
+        + ("" if context.num_classes == 1000 else f", a {context.num_classes}-class problem")
+        + ". The paper's: ImageNet (1000 classes) top-1 error with 10-crop testing, Table 2 for 18 and 34 layers "
+        "(option A shortcuts), Table 3 for 50-152 (option B). Compare the direction and size of the gaps "
+        "(plain against residual, deeper against shallower), not the values."
+    )
+    if len(curves):
+        path = figures.training_curves(curves, specs, out_dir / "imagenet_depth_curves.png", context.where,
+                                       evaluated="val")
+        page.figures.append(("Table 2's figure (Figure 4) analog: training error (dashed) and validation error "
+                             "(bold) against iterations; plain nets left, ResNets right", path))
+    table = pd.DataFrame(rows)
+    published_points = paper.rename(columns={"top1_error": "error"})
+    path = figures.depth_vs_error(table, out_dir / "imagenet_depth_vs_error.png", published_points,
+                                  paper_label="ResNet (paper, ImageNet 10-crop)",
+                                  title=f"{context.where}: error against depth", ylabel="top-1 error (%)")
+    page.figures.append(("Error against depth, plain vs residual, with the paper's ImageNet points (another dataset: "
+                         "compare the shape)", path))
+    return page
+
+
 BUILDERS = {
     "depth": depth_page,
+    "imagenet_depth": imagenet_depth_page,
     "shortcuts": shortcuts_page,
     "tweaks": tweaks_page,
     "stems": stems_page,

@@ -38,6 +38,7 @@ def load_runs(results_dir: str | Path, planned) -> pd.DataFrame:
         row["recipe"] = (config.get("recipe") or {}).get("name")
         row["scale"] = (config.get("recipe") or {}).get("scale")
         row["iterations_planned"] = (config.get("recipe") or {}).get("iterations")
+        row["num_classes"] = (config.get("dataset") or {}).get("num_classes")
         row["updated_at"] = summary.get("updated_at")
         row["code"] = provenance.version(config)
         rows.append(row)
@@ -61,15 +62,16 @@ def reference(name: str) -> pd.DataFrame:
     return pd.read_csv(REFERENCE_DIR / f"{name}.csv")
 
 
-def aggregate(runs: pd.DataFrame, num_classes: int) -> pd.DataFrame:
+def aggregate(runs: pd.DataFrame, num_classes: int, image_size: int = 32) -> pd.DataFrame:
     """Per spec: mean, std and count of the final test error over finished seeds, plus what is missing.
-    Params and MACs come from the spec itself (at 32x32), so they are there even for runs not yet trained."""
+    Params and MACs come from the spec itself (at the trained resolution), so they are there even for runs
+    not yet trained."""
     out = []
     for spec, group in runs.groupby("spec", sort=False):
         finished = group[group.status == "finished"]
         errors = finished.test_error.astype(float)
         parsed = variants.parse(spec)
-        cost = measure(parsed, image_size=32, num_classes=num_classes)
+        cost = measure(parsed, image_size=image_size, num_classes=num_classes)
         out.append({
             "spec": spec,
             "seeds": len(group),
