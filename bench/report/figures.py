@@ -49,7 +49,8 @@ def training_curves(curves: pd.DataFrame, specs: dict[str, dict], path: Path, da
             axis.plot(tested.iteration, tested["test/error"], "-", color=palette[depth], linewidth=2.2, label=label)
         axis.set_title(title)
         axis.set_xlabel("iteration")
-        axis.legend(loc="upper right", fontsize=8)
+        # below the panel: error curves fill the upper corners, where a legend inside would hide them
+        axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize=8, frameon=False)
     axes[0].set_ylabel("error (%)")
     figure.suptitle(f"Training error (dashed) and {evaluated} error (bold) on {dataset}", fontsize=11)
     figure.tight_layout()
