@@ -13,7 +13,7 @@ from pathlib import Path
 
 import variants
 
-from . import cost, data, perf, report, standard, train
+from . import cost, data, launch, perf, report, standard, train
 from . import suite as suites
 from .errors import UserError
 from . import recipe as recipes
@@ -127,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
                               help="as for train (default: auto)")
     suite_parser.add_argument("--checkpoint-every", type=int, metavar="N",
                               help="as for train (default: the recipe's); not part of the run ids")
+    scale_out = suite_parser.add_argument_group(
+        "where the runs execute",
+        "local (default): child processes on this machine. ray: each run a task on a Ray cluster (pip install -e "
+        "\".[ray]\"); a task lost with its node is retried and resumes from its checkpoint. --results-dir (and "
+        "--data-dir) must be the same path on every node.")
+    scale_out.add_argument("--backend", choices=launch.BACKENDS, default="local", help="(default: local)")
+    scale_out.add_argument("--ray-address", metavar="auto|HOST:PORT",
+                           help="the Ray cluster to join: auto finds the one `ray start` started on this machine "
+                                "(default: start a Ray instance for this suite alone)")
+    scale_out.add_argument("--gpus-per-run", type=float, metavar="F",
+                           help="GPUs Ray gives each run; 0.25 packs four small runs on one GPU (default: 1 when "
+                                "the cluster has GPUs and --device is not cpu, else 0)")
+    scale_out.add_argument("--cpus-per-run", type=float, metavar="N",
+                           help="CPUs Ray gives each run, also its thread count (default: 1 beside a GPU, else "
+                                "all CPUs of the smallest node)")
     _add_folder_options(suite_parser)
     suite_parser.set_defaults(run=run_suite)
 
@@ -261,28 +276,48 @@ def _build_report(args: argparse.Namespace) -> None:
     print(f"reports: {out_dir / 'index.md'}")
 
 
+def _launcher(args: argparse.Namespace):
+    ray_options = [name for name in ("ray_address", "gpus_per_run", "cpus_per_run") if getattr(args, name) is not None]
+    if args.backend == "local":
+        if ray_options:
+            raise UserError(f"--{ray_options[0].replace('_', '-')} applies to --backend ray only")
+        return launch.LocalLauncher(args.jobs or launch.default_jobs(args.device), args.device)
+    gpus = args.gpus_per_run
+    if gpus is None:
+        gpus = 0.0 if args.device == "cpu" else None  # decided once Ray says whether the cluster has GPUs
+    elif gpus > 0 and args.device == "cpu":
+        raise UserError(f"--gpus-per-run {gpus:g} with --device cpu: leave one of them out")
+    return launch.RayLauncher(args.ray_address, gpus, args.cpus_per_run, args.jobs, wants_gpu=args.device == "cuda")
+
+
 def run_suite(args: argparse.Namespace) -> int:
     suite = suites.load(args.suite)
     planned = suites.expand(suite, args.recipe, args.scale, args.seeds, _only(args), args.expensive)
-    train.resolve_device(args.device)
-    jobs = args.jobs if args.jobs is not None else suites.default_jobs(args.device)
-    if jobs < 1:
-        raise UserError(f"--jobs {jobs} is not allowed: it must be at least 1")
+    if args.backend == "local":  # with Ray, the devices are the cluster's, not this machine's
+        train.resolve_device(args.device)
+    elif args.device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {args.device} is not allowed with --backend ray; choose one of: auto, cpu, cuda "
+                        f"(Ray assigns each run its GPU)")
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs} is not allowed: it must be at least 1")
     if args.checkpoint_every is not None:  # checked once here rather than failed by every training process
         budget = data.info(suite.dataset).budget
         replace(recipes.get(suite.recipe_or_default(args.recipe), args.scale, budget),
                 checkpoint_every=args.checkpoint_every)
+    launcher = _launcher(args)
     try:
         result = suites.run_suite(
             suite, planned, recipe=args.recipe, scale=args.scale, data_dir=args.data_dir,
-            results_dir=args.results_dir, jobs=jobs, device=args.device, wandb_mode=args.wandb,
-            cache_dir=args.cache_dir, skip_corrupt=args.skip_corrupt,
+            results_dir=args.results_dir, wandb_mode=args.wandb, cache_dir=args.cache_dir,
+            skip_corrupt=args.skip_corrupt, launcher=launcher,
             extra_args=("--precision", args.precision, "--compile", args.compile) + (
                 ("--checkpoint-every", str(args.checkpoint_every)) if args.checkpoint_every is not None else ()),
         )
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to continue where the suite stopped", file=sys.stderr)
         return 130
+    finally:
+        launcher.close()
     print(f"suite {suite.name}: {len(result.finished)} trained, {len(result.skipped)} already done, "
           f"{len(result.diverged)} diverged (a result, not a failure), {len(result.failed)} failed")
     for label, runs in (("diverged", result.diverged), ("failed", result.failed)):

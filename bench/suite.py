@@ -4,7 +4,8 @@ A suite file (TOML, `bench/suites/<name>.toml`) names a dataset, optionally its 
 default), and a list of experiments; each experiment lists variant specs and the report it feeds. Expanded with a recipe, a scale and a number of seeds, a suite
 is a list of runs, each identified by its run id (see records.py), so a spec shared by two experiments is
 trained once and a run with a finished record is not trained again. Each run trains in a child process
-(`python -m bench train ...`, its output in RESULTS/suites/<suite>/logs/), so one crash or divergence is
+(`python -m bench train ...`, its output in RESULTS/suites/<suite>/logs/) that a launcher starts (launch.py:
+here, or on a Ray cluster), so one crash or divergence is
 recorded and the suite goes on.
 """
 
@@ -12,15 +13,11 @@ from __future__ import annotations
 
 import datetime
 import os
-import signal
-import subprocess
 import sys
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
 
 import variants
 
@@ -28,6 +25,7 @@ from . import data as datasets
 from . import recipe as recipes
 from . import records
 from .errors import UserError
+from .launch import LocalLauncher
 from .train import identify
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -180,25 +178,12 @@ class SuiteResult:
     failed: list[PlannedRun] = field(default_factory=list)
 
 
-def default_jobs(device: str) -> int:
-    """One training per visible GPU when training on CUDA; one on CPU (a run already uses every core)."""
-    if device in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.cuda.device_count()
-    return 1
-
-
-def devices_for(jobs: int, device: str) -> list[str]:
-    """The --device of each job slot: round-robin over the visible GPUs when the device is auto/cuda."""
-    if device in ("auto", "cuda") and torch.cuda.is_available():
-        return [f"cuda:{slot % torch.cuda.device_count()}" for slot in range(jobs)]
-    return ["cpu" if device == "auto" else device] * jobs
-
-
 def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str | None, scale: float, data_dir: str,
               results_dir: str | Path, jobs: int = 1, device: str = "auto", wandb_mode: str | None = None,
-              extra_args: tuple[str, ...] = (), cache_dir: str | None = None,
-              skip_corrupt: bool = False) -> SuiteResult:
-    """Train every planned run that has no finished record, `jobs` at a time, each in its own process."""
+              extra_args: tuple[str, ...] = (), cache_dir: str | None = None, skip_corrupt: bool = False,
+              launcher=None) -> SuiteResult:
+    """Train every planned run that has no finished record, as many at a time as the launcher has slots (the
+    local launcher with `jobs` slots on `device` when none is given), each in its own process."""
     recipe = suite.recipe_or_default(recipe)
     result = SuiteResult()
     todo = []
@@ -210,8 +195,10 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str | None, sc
                 result.diverged.append(run)
         else:
             todo.append(run)
+    launcher = launcher or LocalLauncher(jobs, device)
+    where = "" if launcher.name == "local" else f" on {launcher.name}"
     print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train "
-          f"(recipe {recipe} x{scale:g}, {jobs} at a time)")
+          f"(recipe {recipe} x{scale:g}, {len(launcher.slots)} at a time{where})")
     if not todo:
         return result
     # Once, here: a missing dataset is one clear error (or one download, one cache to build), not one per run
@@ -221,12 +208,10 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str | None, sc
                          skip_corrupt=skip_corrupt, cache_dir=cache_dir)
     logs = Path(results_dir) / "suites" / suite.name / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    launcher.prepare(Path(results_dir))
     estimate = _CostEstimate(todo, data.num_classes, data.image_size)
-    slots = devices_for(jobs, device)
-    environment = dict(os.environ)
-    if slots[0] == "cpu" and jobs > 1:  # N trainings on one CPU share its cores instead of each taking all
-        environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    running: dict[int, tuple[subprocess.Popen, PlannedRun, float]] = {}
+    slots = launcher.slots
+    running: dict[int, tuple[object, PlannedRun, float]] = {}  # slot: (job, run, start)
     queue = list(todo)
     done = 0
     suite_start = last_progress = time.monotonic()
@@ -238,43 +223,45 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str | None, sc
                 run = queue.pop(0)
                 command = [sys.executable, "-m", "bench", "train", run.spec, "--dataset", suite.dataset,
                            "--recipe", recipe, "--scale", repr(scale), "--seed", str(run.seed), "--data-dir",
-                           str(data_dir), "--results-dir", str(results_dir), "--device", slot_device, *extra_args]
+                           _absolute(data_dir), "--results-dir", _absolute(results_dir), "--device", slot_device,
+                           *extra_args]  # absolute: a launcher may start it in another working directory
                 if cache_dir:
-                    command += ["--cache-dir", str(cache_dir)]
+                    command += ["--cache-dir", _absolute(cache_dir)]
                 if skip_corrupt:
                     command += ["--skip-corrupt"]
                 if wandb_mode:
                     command += ["--wandb", wandb_mode]
-                with open(logs / f"{run.run_id}.log", "a") as log:  # a retry keeps the failed attempt's log
-                    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                               stdin=subprocess.DEVNULL, env=environment)
-                running[slot] = (process, run, time.monotonic())
+                running[slot] = (launcher.submit(command, logs / f"{run.run_id}.log"), run, time.monotonic())
                 print(f"[{done}/{len(todo)}] start {run.spec} seed {run.seed} on {slot_device} "
                       f"({', '.join(run.experiments)})", flush=True)
             time.sleep(0.2)
             for slot in list(running):
-                process, run, started = running[slot]
-                if process.poll() is None:
+                job, run, started = running[slot]
+                if job.poll() is None:
                     continue
                 del running[slot]
                 done += 1
                 seconds = time.monotonic() - started
-                status = _settle(results_dir, run, process.returncode, logs)
+                status = _settle(results_dir, run, job.poll(), logs)
                 {"finished": result.finished, "diverged": result.diverged}.get(status, result.failed).append(run)
                 estimate.record(run, seconds)
                 summary = records.RunRecord(results_dir, run.run_id).summary() or {}
                 detail = f"test error {summary['test_error']:.2f}%" if summary.get("test_error") is not None else \
                     f"see {logs / (run.run_id + '.log')}"
-                eta = estimate.remaining(queue + [r for _, r, _ in running.values()], jobs)
+                eta = estimate.remaining(queue + [r for _, r, _ in running.values()], len(slots))
                 print(f"[{done}/{len(todo)}] {status} {run.spec} seed {run.seed} in {seconds:.0f} s ({detail}); "
                       f"elapsed {_minutes(time.monotonic() - suite_start)}, ETA {eta}", flush=True)
             if running and time.monotonic() - last_progress >= PROGRESS_EVERY:
                 last_progress = time.monotonic()
-                for process, run, started in running.values():
+                for _, run, started in running.values():
                     print(f"    {_progress_line(results_dir, run, time.monotonic() - started)}", flush=True)
     finally:
-        _stop([process for process, _, _ in running.values()])
+        _stop([job for job, _, _ in running.values()])
     return result
+
+
+def _absolute(path) -> str:
+    return str(Path(path).expanduser().resolve())
 
 
 def _settle(results_dir, run: PlannedRun, returncode: int, logs: Path) -> str:
@@ -305,21 +292,12 @@ def _progress_line(results_dir, run: PlannedRun, seconds: float) -> str:
             f"{last['train/error']:.1f}% ({seconds / 60:.1f} min so far)")
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
+def _stop(jobs: list) -> None:
     """On Ctrl-C or any error: let each child record `interrupted`, then make sure none outlives the suite."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    for job in jobs:
+        job.stop()
+    for job in jobs:
+        job.wait_stopped()
 
 
 class _CostEstimate:

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from bench import launch
 from bench import suite as suites
 from bench.cli import main
 from bench.records import RunRecord
@@ -94,7 +95,7 @@ def test_suite_runs_what_is_missing_goes_on_after_a_failure_and_then_does_nothin
             command = [sys.executable, "-c", "raise SystemExit(1)"]
         return real_popen(command, **kwargs)
 
-    monkeypatch.setattr(suites.subprocess, "Popen", popen)
+    monkeypatch.setattr(launch.subprocess, "Popen", popen)
     monkeypatch.setattr(suites, "PROGRESS_EVERY", 0.0)  # a progress line on every poll
     argv = ["suite", str(path), "--recipe", "smoke", "--data-dir", str(root), "--results-dir", str(tmp_path / "r"),
             "--wandb", "disabled", "--device", "cpu"]
