@@ -282,12 +282,7 @@ def _launcher(args: argparse.Namespace):
         if ray_options:
             raise UserError(f"--{ray_options[0].replace('_', '-')} applies to --backend ray only")
         return launch.LocalLauncher(args.jobs or launch.default_jobs(args.device), args.device)
-    gpus = args.gpus_per_run
-    if gpus is None:
-        gpus = 0.0 if args.device == "cpu" else None  # decided once Ray says whether the cluster has GPUs
-    elif gpus > 0 and args.device == "cpu":
-        raise UserError(f"--gpus-per-run {gpus:g} with --device cpu: leave one of them out")
-    return launch.RayLauncher(args.ray_address, gpus, args.cpus_per_run, args.jobs, wants_gpu=args.device == "cuda")
+    return launch.RayLauncher(args.ray_address, args.device, args.gpus_per_run, args.cpus_per_run, args.jobs)
 
 
 def run_suite(args: argparse.Namespace) -> int:
@@ -307,9 +302,9 @@ def run_suite(args: argparse.Namespace) -> int:
     launcher = _launcher(args)
     try:
         result = suites.run_suite(
-            suite, planned, recipe=args.recipe, scale=args.scale, data_dir=args.data_dir,
+            suite, planned, launcher, recipe=args.recipe, scale=args.scale, data_dir=args.data_dir,
             results_dir=args.results_dir, wandb_mode=args.wandb, cache_dir=args.cache_dir,
-            skip_corrupt=args.skip_corrupt, launcher=launcher,
+            skip_corrupt=args.skip_corrupt,
             extra_args=("--precision", args.precision, "--compile", args.compile) + (
                 ("--checkpoint-every", str(args.checkpoint_every)) if args.checkpoint_every is not None else ()),
         )

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -27,6 +28,34 @@ from .errors import UserError
 
 BACKENDS = ("local", "ray")
 STOP_GRACE_SECONDS = 30  # a child stopped with SIGINT records `interrupted`; it gets this long before a kill
+
+
+class Job(Protocol):
+    def poll(self) -> int | None: ...  # the exit status once ended
+    def stop(self) -> None: ...  # ask the child to stop as Ctrl-C would (it records `interrupted`)
+    def wait_stopped(self) -> None: ...  # until it has; killed if it takes longer than the grace period
+
+
+class Launcher(Protocol):
+    name: str
+    slots: list[str]  # the --device of each run in flight
+
+    def prepare(self, results_dir: Path) -> None: ...
+    def submit(self, command: list[str], log_path: Path) -> Job: ...
+    def close(self) -> None: ...
+
+
+def _wait_or_kill(process: subprocess.Popen) -> None:
+    """Give a child told to stop its grace period to record `interrupted`, then make sure it is gone."""
+    try:
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class LocalJob:
@@ -41,15 +70,7 @@ class LocalJob:
             self.process.send_signal(signal.SIGINT)
 
     def wait_stopped(self) -> None:
-        try:
-            self.process.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _wait_or_kill(self.process)
 
 
 class LocalLauncher:
@@ -120,19 +141,15 @@ def _train_in_child(command: list[str], log_path: str, threads: int) -> int:
             return process.wait()
         except KeyboardInterrupt:
             process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _wait_or_kill(process)
             raise
 
 
-def _write_probe(directory: str, name: str) -> str:
+def _write_probe(directory: str, name: str) -> None:
     """A Ray task pinned to one node: write a probe file into the results folder as that node sees it."""
     import ray
 
     Path(directory, name).write_text(ray.get_runtime_context().get_node_id())
-    return name
 
 
 class RayJob:
@@ -171,14 +188,16 @@ class RayLauncher:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, gpus_per_run: float | None = 0.0,
-                 cpus_per_run: float | None = None, jobs: int | None = None, wants_gpu: bool = False):
+    def __init__(self, address: str | None = None, device: str = "auto", gpus_per_run: float | None = None,
+                 cpus_per_run: float | None = None, jobs: int | None = None):
         try:
             import ray
         except ImportError:
             raise UserError("--backend ray needs Ray: pip install -e \".[ray]\" (or pip install ray)") from None
         if gpus_per_run is not None and gpus_per_run < 0:
             raise UserError(f"--gpus-per-run {gpus_per_run:g} is not allowed: it must be at least 0")
+        if gpus_per_run and device == "cpu":
+            raise UserError(f"--gpus-per-run {gpus_per_run:g} with --device cpu: leave one of them out")
         if cpus_per_run is not None and cpus_per_run <= 0:
             raise UserError(f"--cpus-per-run {cpus_per_run:g} is not allowed: it must be more than 0")
         self.started_ray = False
@@ -193,15 +212,15 @@ class RayLauncher:
         nodes = [node for node in ray.nodes() if node["Alive"]]
         self.nodes = nodes
         total_gpus = ray.cluster_resources().get("GPU", 0)
-        if gpus_per_run is None:  # --device auto: a GPU per run where the cluster has GPUs
-            gpus_per_run = 1.0 if total_gpus else 0.0
-        if wants_gpu and not gpus_per_run:
+        if gpus_per_run is None:  # with --device auto, a GPU per run where the cluster has GPUs
+            gpus_per_run = 1.0 if total_gpus and device != "cpu" else 0.0
+        if device == "cuda" and not gpus_per_run:
             self.close()
             raise UserError("--device cuda: the Ray cluster has no GPUs" if not total_gpus else
                             "--device cuda needs --gpus-per-run above 0")
         if cpus_per_run is None:  # on CPUs a run uses a whole machine, as locally; beside a GPU, one core
             cpus_per_run = 1.0 if gpus_per_run else min(node["Resources"].get("CPU", 1) for node in nodes)
-        self.gpus_per_run, self.cpus_per_run = gpus_per_run, cpus_per_run
+        self.threads = max(1, math.floor(cpus_per_run))  # the child's OMP_NUM_THREADS
         if gpus_per_run > total_gpus:
             self.close()
             raise UserError(f"--gpus-per-run {gpus_per_run:g}: the Ray cluster has {total_gpus:g} GPUs")
@@ -214,6 +233,8 @@ class RayLauncher:
             raise UserError(f"--cpus-per-run {cpus_per_run:g}: no node of the Ray cluster has that many CPUs")
         # as many runs in flight as the cluster can hold at once; Ray picks the node and the GPU of each
         self.slots = ["cuda" if gpus_per_run else "cpu"] * (jobs or capacity)
+        self.task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=RAY_RETRIES,
+                               retry_exceptions=False)(_train_in_child)
 
     def prepare(self, results_dir: Path) -> None:
         """Stop unless every node writes into the results folder that this driver reads."""
@@ -244,12 +265,7 @@ class RayLauncher:
             probe.unlink()
 
     def submit(self, command: list[str], log_path: Path) -> RayJob:
-        import ray
-
-        task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=RAY_RETRIES,
-                          retry_exceptions=False)(_train_in_child)
-        threads = max(1, math.floor(self.cpus_per_run))
-        return RayJob(task.remote(command, str(Path(log_path).resolve()), threads))
+        return RayJob(self.task.remote(command, str(Path(log_path).resolve()), self.threads))
 
     def close(self) -> None:
         import ray

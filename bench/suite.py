@@ -4,9 +4,8 @@ A suite file (TOML, `bench/suites/<name>.toml`) names a dataset, optionally its 
 default), and a list of experiments; each experiment lists variant specs and the report it feeds. Expanded with a recipe, a scale and a number of seeds, a suite
 is a list of runs, each identified by its run id (see records.py), so a spec shared by two experiments is
 trained once and a run with a finished record is not trained again. Each run trains in a child process
-(`python -m bench train ...`, its output in RESULTS/suites/<suite>/logs/) that a launcher starts (launch.py:
-here, or on a Ray cluster), so one crash or divergence is
-recorded and the suite goes on.
+(`python -m bench train ...`, its output in RESULTS/suites/<suite>/logs/) that a launcher starts, here or on a
+Ray cluster (launch.py), so one crash or divergence is recorded and the suite goes on.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from . import data as datasets
 from . import recipe as recipes
 from . import records
 from .errors import UserError
-from .launch import LocalLauncher
+from .launch import Job, Launcher
 from .train import identify
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -178,12 +177,11 @@ class SuiteResult:
     failed: list[PlannedRun] = field(default_factory=list)
 
 
-def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str | None, scale: float, data_dir: str,
-              results_dir: str | Path, jobs: int = 1, device: str = "auto", wandb_mode: str | None = None,
-              extra_args: tuple[str, ...] = (), cache_dir: str | None = None, skip_corrupt: bool = False,
-              launcher=None) -> SuiteResult:
-    """Train every planned run that has no finished record, as many at a time as the launcher has slots (the
-    local launcher with `jobs` slots on `device` when none is given), each in its own process."""
+def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, recipe: str | None, scale: float,
+              data_dir: str, results_dir: str | Path, wandb_mode: str | None = None, extra_args: tuple[str, ...] = (),
+              cache_dir: str | None = None, skip_corrupt: bool = False) -> SuiteResult:
+    """Train every planned run that has no finished record, as many at a time as the launcher has slots, each
+    in its own process."""
     recipe = suite.recipe_or_default(recipe)
     result = SuiteResult()
     todo = []
@@ -195,7 +193,6 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str | None, sc
                 result.diverged.append(run)
         else:
             todo.append(run)
-    launcher = launcher or LocalLauncher(jobs, device)
     where = "" if launcher.name == "local" else f" on {launcher.name}"
     print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train "
           f"(recipe {recipe} x{scale:g}, {len(launcher.slots)} at a time{where})")
@@ -211,7 +208,7 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str | None, sc
     launcher.prepare(Path(results_dir))
     estimate = _CostEstimate(todo, data.num_classes, data.image_size)
     slots = launcher.slots
-    running: dict[int, tuple[object, PlannedRun, float]] = {}  # slot: (job, run, start)
+    running: dict[int, tuple[Job, PlannedRun, float]] = {}  # slot: (job, run, start)
     queue = list(todo)
     done = 0
     suite_start = last_progress = time.monotonic()
@@ -237,12 +234,13 @@ def run_suite(suite: Suite, planned: list[PlannedRun], *, recipe: str | None, sc
             time.sleep(0.2)
             for slot in list(running):
                 job, run, started = running[slot]
-                if job.poll() is None:
+                returncode = job.poll()
+                if returncode is None:
                     continue
                 del running[slot]
                 done += 1
                 seconds = time.monotonic() - started
-                status = _settle(results_dir, run, job.poll(), logs)
+                status = _settle(results_dir, run, returncode, logs)
                 {"finished": result.finished, "diverged": result.diverged}.get(status, result.failed).append(run)
                 estimate.record(run, seconds)
                 summary = records.RunRecord(results_dir, run.run_id).summary() or {}
@@ -292,7 +290,7 @@ def _progress_line(results_dir, run: PlannedRun, seconds: float) -> str:
             f"{last['train/error']:.1f}% ({seconds / 60:.1f} min so far)")
 
 
-def _stop(jobs: list) -> None:
+def _stop(jobs: list[Job]) -> None:
     """On Ctrl-C or any error: let each child record `interrupted`, then make sure none outlives the suite."""
     for job in jobs:
         job.stop()
