@@ -13,7 +13,7 @@ from pathlib import Path
 
 import variants
 
-from . import cost, data, launch, perf, report, standard, train
+from . import cost, data, distributed, launch, perf, report, standard, train
 from . import suite as suites
 from .errors import UserError
 from . import recipe as recipes
@@ -85,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW tensors (default: channels_last)")
     train_parser.add_argument("--compile", default="auto", choices=train.Execution.COMPILE_MODES,
                               help="torch.compile mode, or auto (default): reduce-overhead (CUDA graphs) on CUDA, "
-                                   "off on the CPU")
+                                   "off on the CPU and under torchrun")
+    train_parser.add_argument("--sync-bn", action="store_true",
+                              help="under torchrun on GPUs: batch norm over the whole global batch (SyncBatchNorm), "
+                                   "not over each rank's share")
     train_parser.add_argument("--checkpoint-every", type=int, metavar="N",
                               help="iterations between checkpoints (default: the recipe's, 2000 x scale for paper); a "
                                    "multiple of the recipe's log interval; not part of the run id")
@@ -95,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "half its free memory, else streamed in windows from the cache; the batches are "
                                    "the same either way")
     _add_folder_options(train_parser)
+    train_parser.epilog = TORCHRUN_EPILOG
+    train_parser.formatter_class = argparse.RawDescriptionHelpFormatter
     train_parser.set_defaults(run=run_train)
 
     selection = argparse.ArgumentParser(add_help=False)
@@ -336,10 +341,18 @@ def run_report(args: argparse.Namespace) -> int:
 EXIT_FOR_STATUS = {"finished": 0, "failed": 1, "diverged": 3}
 
 
+TORCHRUN_EPILOG = """\
+data-parallel (one run over several GPUs or nodes; rank 0 writes the records, the run id is unchanged):
+  torchrun --nproc-per-node 8 -m bench train resnet50 --dataset imagenet --data-dir D
+  a re-run of the same command resumes from the last checkpoint
+"""
+
+
 def run_train(args: argparse.Namespace) -> int:
+    world = distributed.World.from_environment()
     execution = train.Execution(
         device=train.resolve_device(args.device), precision=args.precision,
-        channels_last=not args.no_channels_last, compile=args.compile,
+        channels_last=not args.no_channels_last, compile=args.compile, sync_bn=args.sync_bn,
     )
     try:
         outcome = train.run(
@@ -349,10 +362,19 @@ def run_train(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every, skip_corrupt=args.skip_corrupt, cache_dir=args.cache_dir,
             placement=args.data_placement,
         )
-    except KeyboardInterrupt:
-        print("\ninterrupted: the run resumes from its last checkpoint when the same command is run again",
-              file=sys.stderr)
+    except (KeyboardInterrupt, distributed.Stopped):
+        if world.main:  # rank 0 speaks for the run
+            print("\ninterrupted: the run resumes from its last checkpoint when the same command is run again",
+                  file=sys.stderr)
         return 130
+    except distributed.RankLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:
+        if world.main or not distributed.lost_peer(error):
+            raise
+        print(f"rank {world.rank}: stopped, another rank is gone (rank 0 records which)", file=sys.stderr)
+        return 1
     return EXIT_FOR_STATUS[outcome.status]
 
 

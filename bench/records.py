@@ -127,6 +127,10 @@ class RunRecord:
                     rows.append(json.loads(line))
         return rows
 
+    def reset_metrics(self) -> None:
+        """Forget every row (a run starting from its first iteration)."""
+        self.metrics_path.unlink(missing_ok=True)
+
     def truncate_metrics(self, last_iteration: int) -> None:
         """Forget rows after `last_iteration` (the resumed checkpoint): they will be recorded again."""
         kept = [row for row in self.metrics() if row["iteration"] <= last_iteration]
@@ -137,6 +141,9 @@ class RunRecord:
     def save_checkpoint(self, state: dict) -> None:
         with _atomic(self.checkpoint_path, "wb") as handle:
             torch.save(state, handle)
+
+    def drop_checkpoint(self) -> None:
+        self.checkpoint_path.unlink(missing_ok=True)
 
     def load_checkpoint(self) -> dict | None:
         """The last checkpoint, or None. An unreadable one is reported and set aside, and the run starts over."""
@@ -169,3 +176,13 @@ class RunRecord:
         """Remove every record of this run (for --force)."""
         for path in (self.summary_path, self.metrics_path, self.checkpoint_path, self.config_path, self.source_diff_path):
             path.unlink(missing_ok=True)
+
+
+class Unwritten(RunRecord):
+    """The record as the ranks other than 0 of a data-parallel run hold it: they train, rank 0 writes."""
+
+    def _nothing(self, *args, **kwargs) -> None:
+        return None
+
+    write_config = write_source_diff = write_summary = append_metrics = reset_metrics = truncate_metrics = _nothing
+    save_checkpoint = drop_checkpoint = clear = _nothing

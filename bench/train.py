@@ -27,7 +27,7 @@ import variants
 
 from . import data as datasets
 from . import recipe as recipes
-from . import provenance, records
+from . import distributed, provenance, records
 from .cost import model_cost
 from .errors import UserError
 from .tracking import Tracker, default_mode, warn
@@ -47,6 +47,10 @@ class Execution:
     # launch-bound (resnet20 training on an H100: 29.7k img/s against 13.6k eager); "off" on the CPU, where
     # compiling measured slower (600 img/s against 668 eager, after 38 s of compiling).
     compile: str = "auto"
+    # A data-parallel run (torchrun): its processes, and whether batch norm takes its statistics over the
+    # whole global batch (SyncBatchNorm, GPUs only) or over each rank's share (distributed.py).
+    world_size: int = 1
+    sync_bn: bool = False
 
     PRECISIONS = ("auto", "bf16", "fp32")
     COMPILE_MODES = ("auto", "off", "default", "reduce-overhead")
@@ -57,9 +61,14 @@ class Execution:
             raise UserError(f"precision {self.precision} is not allowed; choose one of: {', '.join(self.PRECISIONS)}")
         if self.compile not in self.COMPILE_MODES:
             raise UserError(f"compile {self.compile} is not allowed; choose one of: {', '.join(self.COMPILE_MODES)}")
+        if self.sync_bn and self.world_size > 1 and self.device.type != "cuda":
+            raise UserError("--sync-bn needs CUDA ranks: torch's SyncBatchNorm runs on GPUs only")
         resolved = self
         if self.compile == "auto":
-            resolved = replace(resolved, compile="reduce-overhead" if self.device.type == "cuda" else "off")
+            # Not across DDP: the nets that need several GPUs (ImageNet size) are compute-bound, and CUDA graphs
+            # around DDP's bucketed all-reduce are not something this project has been able to test.
+            graphs = self.device.type == "cuda" and self.world_size == 1
+            resolved = replace(resolved, compile="reduce-overhead" if graphs else "off")
         if self.precision == "auto":
             return replace(resolved, precision="bf16" if _fast_bf16(self.device) else "fp32")
         if self.device.type == "cuda" and self.precision == "bf16" and not torch.cuda.is_bf16_supported():
@@ -93,7 +102,7 @@ class Execution:
         return {
             "device": str(self.device), "device_name": name, "precision": self.precision,
             "memory_format": "channels_last" if self.channels_last else "contiguous", "compile": self.compile,
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), "world_size": self.world_size, "sync_bn": self.sync_bn,
         }
 
 
@@ -111,14 +120,21 @@ class TrainingPath:
     streamed to it when it does not fit: `placement`) and the normaliser; `step` is one training iteration
     with no host sync (running loss and error stay on the device until `totals`), and `evaluate` is a full
     pass over a split at the execution's evaluation batch size, through the dataset's evaluation transform.
+
+    In a data-parallel world (distributed.py) the model trains inside DistributedDataParallel on this rank's
+    part of each batch, `totals` and `evaluate` sum over the ranks (each evaluates its slice of the split),
+    and `self.model` stays the bare net that checkpoints hold.
     """
 
     def __init__(self, model: nn.Module, data: datasets.Data, plan: recipes.Recipe, seed: int,
-                 execution: Execution, placement: str = "auto"):
+                 execution: Execution, placement: str = "auto", world: distributed.World = distributed.SOLO):
         execution = execution.resolved()
         device = execution.device
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+        if world.parallel and execution.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.world = world
         self.model = model.to(device, memory_format=execution.memory_format)
         self.execution = execution
         self.plan = plan
@@ -131,8 +147,15 @@ class TrainingPath:
         train_split = data.train if self.stream else data.train.to(device)
         self.normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
         self.loader = datasets.EpochLoader(train_split, plan.batch_size, seed, data.augmentation,
-                                           stream=self.stream, device=device)
-        self.forward = execution.compiled(model)
+                                           stream=self.stream, device=device, part=(world.rank, world.size))
+        if world.parallel:
+            from torch.nn.parallel import DistributedDataParallel
+
+            trained = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
+            self.forward = execution.compiled(trained)
+            self.evaluator = execution.compiled(self.model)  # evaluation needs no gradient sync
+        else:
+            self.forward = self.evaluator = execution.compiled(model)
         self.loss_sum = torch.zeros((), device=device)
         self.wrong = torch.zeros((), device=device, dtype=torch.long)
         self.seen = 0
@@ -151,8 +174,11 @@ class TrainingPath:
         self.seen += len(labels)
 
     def totals(self) -> tuple[float, float]:
-        """Mean training loss and error (%) since the last call: the host waits for the device here."""
-        loss, error = self.loss_sum.item() / self.seen, 100.0 * self.wrong.item() / self.seen
+        """Mean training loss and error (%) since the last call, over all ranks: the host waits for the device."""
+        seen = self.seen * self.world.size  # every rank takes the same share
+        if self.world.parallel:
+            _sum_over_ranks(self.loss_sum, self.wrong)
+        loss, error = self.loss_sum.item() / seen, 100.0 * self.wrong.item() / seen
         self.loss_sum.zero_()
         self.wrong.zero_()
         self.seen = 0
@@ -163,17 +189,38 @@ class TrainingPath:
         device = self.execution.device
         self.model.eval()
         count = min(limit or len(split), len(split))
+        rank, ranks = self.world.rank, self.world.size
         loss_sum = torch.zeros((), device=device)
         wrong = torch.zeros((), device=device, dtype=torch.long)
+        if self.world.parallel:
+            _running_stats_from_rank0(self.model)  # each rank has updated them from its own share since
         with torch.no_grad():
-            for images, labels in datasets.eval_batches(split, self.execution.eval_batch, device, count,
-                                                        self.eval_transform):
+            for images, labels in datasets.eval_batches(split, self.execution.eval_batch, device,
+                                                        count * (rank + 1) // ranks, self.eval_transform,
+                                                        first=count * rank // ranks):
                 with self.execution.autocast():
-                    logits = self.forward(self.normalizer(images, self.execution.memory_format)).float()
+                    logits = self.evaluator(self.normalizer(images, self.execution.memory_format)).float()
                 loss_sum += F.cross_entropy(logits, labels, reduction="sum")
                 wrong += (logits.argmax(1) != labels).sum()
+        if self.world.parallel:
+            _sum_over_ranks(loss_sum, wrong)
         self.model.train()
         return loss_sum.item() / count, 100.0 * wrong.item() / count
+
+
+def _sum_over_ranks(*tensors: torch.Tensor) -> None:
+    import torch.distributed as dist
+
+    for tensor in tensors:
+        dist.all_reduce(tensor)
+
+
+def _running_stats_from_rank0(model: nn.Module) -> None:
+    """Rank 0's batch-norm running statistics on every rank: the ones its checkpoints hold."""
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
 
 
 def _parameter_groups(model: nn.Module, plan: recipes.Recipe):
@@ -249,61 +296,104 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
         execution: Execution | None = None, force: bool = False, download: bool = True,
         val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None,
         quiet: bool = False, skip_corrupt: bool = False, cache_dir: str | Path | None = None,
-        placement: str = "auto") -> Outcome:
-    """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does."""
+        placement: str = "auto", world: distributed.World | None = None) -> Outcome:
+    """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does.
+
+    Under torchrun (`world`, from the environment by default) this process is one rank of a data-parallel
+    run: rank 0 decides, records and reports; every rank trains its share (distributed.py)."""
     started = time.perf_counter()
     parsed, canonical, plan, run_id = identify(spec, dataset, recipe, scale, seed, val_size, normalize,
                                                checkpoint_every)
-    record = records.RunRecord(results_dir, run_id)
+    world = world or distributed.World.from_environment()
+    execution = execution or Execution(resolve_device("auto"))
+    execution = replace(execution, device=world.device(execution.device), world_size=world.size).resolved()
+    world.share(plan.batch_size)
+    with distributed.session(world, execution.device) as group:
+        try:
+            return _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results_dir, wandb_mode,
+                        execution, force, download, quiet or not world.main, skip_corrupt, cache_dir, placement,
+                        group, started)
+        except BaseException as error:
+            if group is None:
+                raise
+            if not world.main:
+                group.fail(error)
+                raise
+            verdict = group.judge(error)
+            if verdict is None:
+                raise
+            status, reason = verdict
+            if status == "interrupted":
+                raise distributed.Stopped(reason) from error
+            raise distributed.RankLost(f"run {run_id} failed: {reason}; run the same command again to resume") from error
+
+
+def _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results_dir, wandb_mode, execution, force,
+         download, quiet, skip_corrupt, cache_dir, placement, group, started) -> Outcome:
+    world = group.world if group else distributed.SOLO
+
+    def from_rank0(value):
+        """What rank 0 decided, on every rank (a single process: the value itself)."""
+        return group.broadcast(value) if group else value
+
+    record = records.RunRecord(results_dir, run_id) if world.main else records.Unwritten(results_dir, run_id)
     say = (lambda *_: None) if quiet else print
-    status = None if force else record.status()
+    status = from_rank0(None if force or not world.main else record.status())
     if status in records.DONE:
         say(f"run {run_id} is already {status}; nothing to do (records: {record.dir}; --force to redo)")
         return Outcome(run_id, record, status, skipped=True)
 
+    if group and not world.main:
+        group.barrier()  # rank 0 downloads and decodes the data first; the others then read its cache
     data = datasets.load(dataset, data_dir, download=download, val_size=plan.val_size, image_size=plan.image_size,
                          normalize=plan.normalize, crop_scale=plan.crop_scale, crop_ratio=plan.crop_ratio,
                          skip_corrupt=skip_corrupt, cache_dir=cache_dir, say=None if not quiet else lambda _: None)
+    if group and world.main:
+        group.barrier()
     if len(data.train) < plan.batch_size:
         raise datasets.DataError(f"batch size {plan.batch_size} is larger than the {len(data.train)} training images")
     plan = plan.bound(len(data.train))
-    execution = (execution or Execution(resolve_device("auto"))).resolved()
     # decided once and recorded; either way the batches are the same (loader.py)
     placement = "resident" if datasets.loader.resident(data.train, execution.device, placement) else "stream"
-    with record.lock():
+    with record.lock() if world.main else contextlib.nullcontext():
         if force:  # only now: a forced run that cannot even load its data keeps the old record
             record.clear()
-        checkpoint = record.load_checkpoint()
+        checkpoint = from_rank0(record.load_checkpoint() if world.main else None)
         say(f"run {run_id}: {canonical} on {dataset}, recipe {plan.name} x{plan.scale:g}, seed {seed}, "
-            f"{execution.device} {execution.precision}")
+            f"{execution.device} {execution.precision}" + (f", {world.size} ranks" if world.parallel else ""))
         say(f"records: {record.dir}" + (f" (resuming from iteration {checkpoint['iteration']})" if checkpoint else ""))
-        if checkpoint and checkpoint["execution"] != execution.describe():
+        if checkpoint and checkpoint["execution"] != execution.describe() and world.main:
             warn(f"resuming with other execution settings than the checkpoint's ({checkpoint['execution']}); the "
                  f"result will not be bit-identical to an uninterrupted run")
 
-        source = provenance.source_of(exclude=(Path(results_dir), Path(data_dir)))
         torch.manual_seed(seed)
         model = variants.create(_as_trained(parsed, plan), num_classes=data.num_classes)
         cost = model_cost(model, canonical, image_size=data.image_size, num_classes=data.num_classes)
-        config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir, source)
-        config["dataset"]["placement"] = placement
-        code = provenance.version(config)
-        if checkpoint and checkpoint.get("source_version", code) != code:
-            warn(f"resuming with other code ({code}) than the checkpoint's ({checkpoint['source_version']}); the "
-                 f"records describe the code of this attempt")
-        record.write_source_diff(source.diff)
-        record.write_config(config)
+        code, config = None, {}
+        if world.main:
+            source = provenance.source_of(exclude=(Path(results_dir), Path(data_dir)))
+            config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir, source)
+            config["dataset"]["placement"] = placement
+            code = provenance.version(config)
+            if checkpoint and checkpoint.get("source_version", code) != code:
+                warn(f"resuming with other code ({code}) than the checkpoint's ({checkpoint['source_version']}); "
+                     f"the records describe the code of this attempt")
+            record.write_source_diff(source.diff)
+            record.write_config(config)
         wandb_id = checkpoint["wandb_id"] if checkpoint else f"{run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"
         tracker = Tracker(
-            wandb_mode or default_mode(), wandb_id, name=f"{canonical} seed{seed}", config=config,
-            group=f"{dataset}:{canonical}", tags=_tags(parsed, dataset, plan), directory=Path(results_dir),
+            (wandb_mode or default_mode()) if world.main else "disabled", wandb_id, name=f"{canonical} seed{seed}",
+            config=config, group=f"{dataset}:{canonical}", tags=_tags(parsed, dataset, plan),
+            directory=Path(results_dir),
         )
         try:
             status = train_loop(model, parsed, data, plan, seed, execution, record, tracker, cost, checkpoint,
-                                quiet, started, code, placement)
+                                quiet, started, code, placement, group)
         except BaseException:
             tracker.finish(record.summary() or {}, failed=True)
             raise
+    if not world.main:
+        return Outcome(run_id, record, status)
     summary = record.summary()
     if tracker.location:
         say(f"W&B ({tracker.mode}): {tracker.location}")
@@ -316,15 +406,15 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
         say(f"{status}: {summary.get('reason', '')}")
     return Outcome(run_id, record, status)
 
-
 def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe, seed: int, execution: Execution,
                record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, quiet: bool,
-               started: float, code: str | None = None, placement: str = "auto") -> str:
+               started: float, code: str | None = None, placement: str = "auto",
+               group: distributed.Session | None = None) -> str:
     """Train from `checkpoint` (or from scratch) to the end of the recipe; returns the final status."""
     device = execution.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    path = TrainingPath(model, data, plan, seed, execution, placement)
+    path = TrainingPath(model, data, plan, seed, execution, placement, group.world if group else distributed.SOLO)
     test = _placed(data.test, device, placement)
     val = _placed(data.val, device, placement) if data.val is not None else None
     loader, optimizer = path.loader, path.optimizer
@@ -338,7 +428,7 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
         torch.set_rng_state(checkpoint["rng_cpu"])
         record.truncate_metrics(iteration)
     else:
-        record.metrics_path.unlink(missing_ok=True)
+        record.reset_metrics()
     depth = getattr(spec, "depth", 0)
     warming_up = warmup_end is None and depth >= plan.warmup_min_depth and plan.warmup_iterations > 0
 
@@ -369,7 +459,7 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
                     continue
 
                 # ---- log point: the one place the host waits for the device ----
-                seen = path.seen
+                seen = path.seen * path.world.size  # images of this segment, all ranks
                 train_loss, train_error = path.totals()
                 segment_seconds = time.perf_counter() - segment_start
                 train_seconds += segment_seconds
@@ -411,7 +501,12 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
         record.write_summary(summary("interrupted", reason="interrupted; run the same command again to resume"))
         raise
     except Exception as error:
-        record.write_summary(summary("failed", reason=f"{type(error).__name__}: {error}"))
+        # in a parallel run, rank 0 finds out which rank ended it (distributed.py)
+        verdict = group.judge(error) if group and group.world.main else None
+        status, reason = verdict or ("failed", f"{type(error).__name__}: {error}")
+        if status == "interrupted":
+            reason += "; run the same command again to resume"
+        record.write_summary(summary(status, reason=reason))
         raise
     finally:
         progress.close()
@@ -429,7 +524,7 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
         inference_img_s=row["throughput/inference_img_s"], wandb_log_seconds=round(tracker.log_seconds, 4),
         **memory,
     ))
-    record.checkpoint_path.unlink(missing_ok=True)  # a finished run needs its summary, not its optimizer state
+    record.drop_checkpoint()  # a finished run needs its summary, not its optimizer state
     return status
 
 

@@ -12,6 +12,8 @@ one trains. Either way an epoch's order is the same, so where the data lives cha
   cut into chunks of window/8 images; an epoch takes the chunks in a random order, eight at a time, and
   shuffles the images of each eight together. The caches are written in a fixed random order of the files
   (folder.py), so every chunk is already a random sample of the classes.
+- In a data-parallel run (distributed.py) each rank takes its contiguous `part` of every batch of that same
+  order, with the same augmentation draws: the ranks' parts at a step make up the single-process batch.
 """
 
 from __future__ import annotations
@@ -62,14 +64,20 @@ class EpochLoader:
     """Batches of one epoch, shuffled and augmented on the device; `start` skips batches already done.
 
     With `stream=False` the split's images must already be where the batches are wanted (on the device);
-    with `stream=True` they stay on the host and windows of them are copied to `device` as needed."""
+    with `stream=True` they stay on the host and windows of them are copied to `device` as needed.
+    `part=(index, parts)` yields only the index-th of `parts` equal slices of each batch (one rank's share)."""
 
     def __init__(self, split: Split, batch_size: int, seed: int, augmentation=None, *, window: int | None = None,
-                 stream: bool = False, device: torch.device | None = None):
+                 stream: bool = False, device: torch.device | None = None, part: tuple[int, int] = (0, 1)):
         if len(split) < batch_size:
             raise DataError(f"batch size {batch_size} is larger than the {len(split)} images of the split")
+        index, parts = part
+        if batch_size % parts or not 0 <= index < parts:
+            raise DataError(f"part {index} of {parts} does not cut batches of {batch_size} evenly")
         self.split = split
         self.batch_size = batch_size
+        self.part_size = batch_size // parts
+        self.part_offset = index * self.part_size
         self.seed = seed
         self.augmentation = augmentation or PadCrop()
         self.steps_per_epoch = len(split) // batch_size  # drop the last partial batch, as the paper's iterations do
@@ -104,9 +112,14 @@ class EpochLoader:
             return
         order = order.to(self.device)
         for step in range(start, self.steps_per_epoch):
-            batch = order[step * self.batch_size: (step + 1) * self.batch_size]
-            chosen = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            chosen = self._positions(step)
+            batch = order[chosen]
             yield self.augmentation.apply(self.split.images[batch], *(t[chosen] for t in drawn)), self.labels[batch]
+
+    def _positions(self, step: int) -> slice:
+        """The positions in the epoch's order of this loader's images at `step` (its part of the batch)."""
+        first = step * self.batch_size + self.part_offset
+        return slice(first, first + self.part_size)
 
     # ---- streaming ---------------------------------------------------------------------------------------
 
@@ -140,7 +153,8 @@ class EpochLoader:
 
         try:
             for step in range(start, self.steps_per_epoch):
-                lo, hi = step * self.batch_size, (step + 1) * self.batch_size
+                positions = self._positions(step)
+                lo, hi = positions.start, positions.stop
                 needed = range(window_of(lo), window_of(hi - 1) + 1)
                 for w in list(loaded):
                     if w < needed[0]:
@@ -164,11 +178,12 @@ class EpochLoader:
             reader.shutdown(wait=True, cancel_futures=True)
 
 
-def eval_batches(split: Split, batch_size: int, device: torch.device, limit: int = 0, transform=None):
-    """The first `limit` images of `split` (0: all) in order, at `batch_size`, on `device`, transformed for
+def eval_batches(split: Split, batch_size: int, device: torch.device, limit: int = 0, transform=None,
+                 first: int = 0):
+    """Images `first` up to `limit` of `split` (0: all) in order, at `batch_size`, on `device`, transformed for
     evaluation. A split left on the host is copied a batch at a time."""
     count = min(limit or len(split), len(split))
-    for start in range(0, count, batch_size):
+    for start in range(first, count, batch_size):
         end = min(start + batch_size, count)
         images = split.images[start:end].to(device, non_blocking=True)
         yield (transform(images) if transform is not None else images), split.labels[start:end].to(device)
