@@ -13,7 +13,7 @@ from pathlib import Path
 
 import variants
 
-from . import cost, data, distributed, launch, perf, report, standard, train
+from . import compare, cost, data, distributed, launch, perf, report, standard, train
 from . import suite as suites
 from .errors import UserError
 from . import recipe as recipes
@@ -149,6 +149,32 @@ def build_parser() -> argparse.ArgumentParser:
                                 "all CPUs of the smallest node)")
     _add_folder_options(suite_parser)
     suite_parser.set_defaults(run=run_suite)
+
+    compare_parser = commands.add_parser(
+        "compare", help="is X better than Y? train what is missing over several seeds, then test the difference",
+        description="Train each spec over seeds 0..N-1 (finished runs are reused, through the same records as "
+                    "suites), then write a comparison page (table with mean, std, 95% CI, n; the difference from "
+                    "the first spec with its 95% CI and Welch's t-test; curves; final errors with CIs) under "
+                    "RESULTS/reports/compare-.../ and print the verdicts.",
+        epilog="example: python -m bench compare resnet20 'resnet20(shortcut=B)' --seeds 3 --scale 0.01 --data-dir D",
+    )
+    compare_parser.add_argument("specs", nargs="+", metavar="SPEC",
+                                help="two or more variant specs; the first is the baseline the others are tested against")
+    compare_parser.add_argument("--dataset", default="cifar10", metavar="NAME", help=DATASET_HELP)
+    compare_parser.add_argument("--seeds", type=int, default=3, metavar="N",
+                                help="seeds 0..N-1 of every spec (default: 3; at least 2 for any claim)")
+    compare_parser.add_argument("--recipe", choices=list(recipes.RECIPES),
+                                help="(default: the dataset's: paper for CIFAR, bot for Imagenette)")
+    compare_parser.add_argument("--scale", type=float, default=1.0, metavar="F", help="schedule scale (default: 1)")
+    compare_parser.add_argument("--data-dir", default="data", metavar="DIR", help=DATA_DIR_HELP)
+    compare_parser.add_argument("--results-dir", default="results", metavar="DIR", help="(default: results)")
+    compare_parser.add_argument("--wandb", choices=["online", "offline", "disabled"],
+                                help="W&B mode (default: online when an API key is configured, else offline)")
+    compare_parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I (default: auto)")
+    compare_parser.add_argument("--jobs", type=int, metavar="N",
+                                help="trainings at once (default: one per visible GPU, 1 on CPU)")
+    _add_folder_options(compare_parser)
+    compare_parser.set_defaults(run=run_compare)
 
     report_parser = commands.add_parser(
         "report", parents=[selection],
@@ -330,6 +356,30 @@ def run_suite(args: argparse.Namespace) -> int:
         print(f"error: building the reports failed ({type(error).__name__}: {error}); the runs are recorded, "
               f"retry with: python -m bench report {args.suite} ...", file=sys.stderr)
         return 1
+    return 1 if result.failed else 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    suite = compare.comparison_suite(args.specs, args.dataset)
+    planned = suites.expand(suite, args.recipe, args.scale, args.seeds)
+    train.resolve_device(args.device)
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs} is not allowed: it must be at least 1")
+    launcher = launch.LocalLauncher(args.jobs or launch.default_jobs(args.device), args.device)
+    try:
+        result = suites.run_suite(suite, planned, launcher, recipe=args.recipe, scale=args.scale,
+                                  data_dir=args.data_dir, results_dir=args.results_dir, wandb_mode=args.wandb,
+                                  cache_dir=args.cache_dir, skip_corrupt=args.skip_corrupt)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to continue where the comparison stopped", file=sys.stderr)
+        return 130
+    finally:
+        launcher.close()
+    out_dir = report.build(suite, results_dir=args.results_dir, recipe=args.recipe, scale=args.scale,
+                           seeds=args.seeds, wandb_mode=args.wandb)
+    print(f"comparison: {out_dir / (compare.EXPERIMENT + '.md')}")
+    for line in compare.verdicts(out_dir):
+        print(f"  {line}")
     return 1 if result.failed else 0
 
 

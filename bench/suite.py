@@ -28,7 +28,7 @@ from .launch import Job, Launcher
 from .train import identify
 
 SUITES_DIR = Path(__file__).parent / "suites"
-REPORTS = ("depth", "shortcuts", "tweaks", "stems", "bottleneck", "imagenet_depth")
+REPORTS = ("depth", "shortcuts", "tweaks", "stems", "bottleneck", "imagenet_depth", "compare")
 SUITE_KEYS = {"name", "dataset", "recipe", "experiments"}
 EXPERIMENT_KEYS = {"title", "report", "runs", "expensive"}
 

@@ -17,15 +17,15 @@ from .. import suite as suites
 from .. import data as datasets
 from .. import recipe as recipes
 from ..tracking import upload_report
-from .pages import BUILDERS, Page, ReportContext
+from .pages import BASELINES, BUILDERS, Page, ReportContext, comparison_table
 from .runs import aggregate, load_curves, load_runs
 
 
-def build(suite_name: str, results_dir: str | Path = "results", recipe: str | None = None, scale: float = 1.0,
+def build(suite_name: str | suites.Suite, results_dir: str | Path = "results", recipe: str | None = None, scale: float = 1.0,
           seeds: int = 1, expensive: bool = False, wandb_mode: str | None = None) -> Path:
     """Every experiment of the suite, whatever subset was trained: untrained runs show as missing. The
     recipe is the suite's own when None."""
-    suite = suites.load(suite_name)
+    suite = suite_name if isinstance(suite_name, suites.Suite) else suites.load(suite_name)
     recipe = suite.recipe_or_default(recipe)
     planned = suites.expand(suite, recipe, scale, seeds, expensive=expensive)
     runs = load_runs(results_dir, planned)
@@ -41,6 +41,11 @@ def build(suite_name: str, results_dir: str | Path = "results", recipe: str | No
         # Curves of finished runs only, like the tables: a diverged or half-done run would bend the means.
         curves = load_curves(results_dir, part[part.status == "finished"]) if len(part) else pd.DataFrame()
         page = BUILDERS[experiment.report](experiment, summary, curves, out_dir, context)
+        if experiment.report in BASELINES and len(summary):
+            table, notes = comparison_table(experiment, summary)
+            if table is not None:
+                page.tables.append(table)
+                page.notes += notes
         provenance = _provenance(part, experiment, suite, recipe, scale, seeds)
         _write_page(page, provenance, out_dir)
         pages.append((page, part))

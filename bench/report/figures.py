@@ -94,3 +94,54 @@ def depth_vs_error(table: pd.DataFrame, path: Path, paper: pd.DataFrame | None =
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def comparison_curves(curves: pd.DataFrame, order: list[str], path: Path, dataset: str) -> Path:
+    """Per spec: training error dashed, test error bold (mean over seeds) with a ± std band over seeds."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    figure, axis = plt.subplots(figsize=(8, 4.8))
+    palette = dict(zip(order, sns.color_palette("colorblind", len(order))))
+    for spec in order:
+        part = curves[curves.spec == spec]
+        if part.empty:
+            continue
+        train = part.groupby("iteration")["train/error"].mean()
+        axis.plot(train.index, train.values, "--", color=palette[spec], linewidth=1)
+        tested = part.dropna(subset=["test/error"]).groupby("iteration")["test/error"].agg(["mean", "std"])
+        axis.plot(tested.index, tested["mean"], "-", color=palette[spec], linewidth=2.2, label=spec)
+        axis.fill_between(tested.index, tested["mean"] - tested["std"].fillna(0),
+                          tested["mean"] + tested["std"].fillna(0), color=palette[spec], alpha=0.18, linewidth=0)
+    axis.set_xlabel("iteration")
+    axis.set_ylabel("error (%)")
+    axis.set_title(f"Training (dashed) and test (bold) error on {dataset}", fontsize=11)
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(3, len(order)), fontsize=9, frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path, dataset: str) -> Path:
+    """Final test error per spec: the mean as a bar, its 95% confidence interval, and every seed as a dot."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    specs = list(errors)
+    figure, axis = plt.subplots(figsize=(max(4.5, 1.6 * len(specs) + 1.5), 4.5))
+    colors = sns.color_palette("colorblind", len(specs))
+    for position, (spec, color) in enumerate(zip(specs, colors)):
+        estimate = estimates[spec]
+        if not estimate.n:
+            axis.text(position, 0, "no finished run", ha="center", va="bottom", rotation=90, color="dimgray")
+            continue
+        axis.bar(position, estimate.mean, color=color, alpha=0.55, width=0.6)
+        if estimate.low is not None:
+            axis.errorbar(position, estimate.mean, yerr=[[estimate.mean - estimate.low], [estimate.high - estimate.mean]],
+                          color="black", capsize=6, linewidth=1.5)
+        axis.scatter([position] * len(errors[spec]), errors[spec], color="black", s=14, zorder=3)
+    axis.set_xticks(range(len(specs)))
+    axis.set_xticklabels(specs, rotation=15, ha="right", fontsize=9)
+    axis.set_ylabel("test error (%)")
+    axis.set_title(f"Final test error on {dataset} (bars: mean, whiskers: 95% CI)", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -17,7 +17,7 @@ from torch import nn
 import variants
 
 from ..cost import count_macs, measure
-from . import figures
+from . import figures, stats
 from .runs import AXES, error_cell, reference
 
 
@@ -355,6 +355,102 @@ def imagenet_depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame,
     return page
 
 
+# ---- is a difference real? (every comparison page; `bench compare`) ------------------------------------------
+
+# The baseline each report kind compares a variant with: the spec of the same family and depth whose axis has
+# this value (plain at each depth, the original ResNet-50, option A, the 7x7 stem). "compare": the first spec.
+BASELINES = {"depth": ("plain", True), "imagenet_depth": ("plain", True), "shortcuts": ("shortcut", "A"),
+             "tweaks": ("tweak", "none"), "stems": ("stem", "7x7")}
+NO_CLAIM = ("One seed per spec: no claim of a difference can be made. Train with `--seeds 3` or more for "
+            "confidence intervals and Welch's t-test.")
+
+
+def baselines(experiment, specs: dict[str, dict]) -> dict[str, str]:
+    """Each compared spec of the experiment and its baseline spec (stats.py's docstring says which)."""
+    present = [spec for spec in experiment.runs + experiment.expensive if spec in specs]
+    if experiment.report == "compare":
+        return {spec: present[0] for spec in present[1:]} if present else {}
+    axis, value = BASELINES[experiment.report]
+    pairs = {}
+    for spec in present:
+        row = specs[spec]
+        if row["family"] == "timm" or row[axis] == value:
+            continue
+        candidates = [other for other in present if specs[other][axis] == value
+                      and (specs[other]["family"], specs[other]["depth"]) == (row["family"], row["depth"])]
+        if candidates:  # the one that differs from the variant in the fewest axes
+            pairs[spec] = min(candidates, key=lambda other: sum(
+                str(specs[other][name]) != str(row[name]) for name in AXES))
+    return pairs
+
+
+def comparison_table(experiment, summary: pd.DataFrame) -> tuple[Table | None, list[str]]:
+    """Per compared spec: its seeds' estimate and its difference from its baseline, with the verdict."""
+    specs = _by_spec(summary)
+    pairs = baselines(experiment, specs)
+    if not pairs:
+        return None, []
+    rows, shown = [], []
+    for spec, baseline in pairs.items():
+        mine, theirs = specs[spec]["test_errors"], specs[baseline]["test_errors"]
+        own, base = stats.estimate(mine), stats.estimate(theirs)
+        if not own.n or not base.n:
+            verdict = "not comparable yet: " + ("no finished run" if not own.n else "no finished baseline run")
+            difference = None
+        else:
+            difference = stats.difference(mine, theirs)
+            verdict = difference.verdict
+        rows.append({"spec": spec, "baseline": baseline, "n": own.n, "test_error_mean": own.mean if own.n else None,
+                     "test_error_std": own.std, "ci_low": own.low, "ci_high": own.high, "baseline_n": base.n,
+                     "baseline_error_mean": base.mean if base.n else None,
+                     "gain": difference.gain if difference else None, "gain_low": difference.low if difference else None,
+                     "gain_high": difference.high if difference else None,
+                     "p_value": difference.p_value if difference else None, "verdict": verdict})
+        shown.append({"spec": f"`{spec}`", "against": f"`{baseline}`", "error % (ours)": _estimate_cell(own),
+                      "baseline error %": _estimate_cell(base), "verdict": verdict})
+    notes = [NO_CLAIM] if all(row["n"] < 2 or row["baseline_n"] < 2 for row in rows) else []
+    return Table(f"{experiment.key}_statistics", "Differences from the baseline: 95% confidence intervals and "
+                 "Welch's t-test (difference = baseline − variant error; positive is better)",
+                 pd.DataFrame(rows), pd.DataFrame(shown)), notes
+
+
+def _estimate_cell(estimate: stats.Estimate) -> str:
+    if not estimate.n:
+        return "no finished run"
+    if estimate.std is None:
+        return f"{estimate.mean:.2f} (n=1)"
+    return f"{estimate.mean:.2f} ± {estimate.std:.2f}, 95% CI {estimate.low:.2f} to {estimate.high:.2f} (n={estimate.n})"
+
+
+def compare_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir: Path,
+                 context: ReportContext = ReportContext()) -> Page:
+    """A generic comparison of any specs (`bench compare`, or report = "compare" in a suite file): costs, the
+    statistics against the first spec, curves, and the final errors with their confidence intervals."""
+    page = Page(experiment.key, experiment.title)
+    specs = _by_spec(summary)
+    rows, shown = _variant_rows(experiment, specs, page_axes=(), context=context)
+    page.tables.append(Table(experiment.key, f"The specs on {context.where}", pd.DataFrame(rows), pd.DataFrame(shown)))
+    table, notes = comparison_table(experiment, summary)
+    if table is not None:
+        page.tables.append(table)
+    page.notes += notes
+    order = [spec for spec in experiment.runs if spec in specs]
+    if not curves.empty:
+        page.figures.append((f"Training (dashed) and test (bold) error against iterations on {context.where}, mean "
+                             "over seeds, the band ± one std of the test error",
+                             figures.comparison_curves(curves, order, out_dir / f"{experiment.key}_curves.png",
+                                                       context.where)))
+    else:
+        page.notes.append("No finished runs yet: the curves appear when one finishes.")
+    estimates = {spec: stats.estimate(specs[spec]["test_errors"]) for spec in order}
+    if any(estimate.n for estimate in estimates.values()):
+        page.figures.append((f"Final test error per spec on {context.where}: mean with its 95% confidence interval, "
+                             "each seed a dot",
+                             figures.error_intervals({spec: specs[spec]["test_errors"] for spec in order}, estimates,
+                                                     out_dir / f"{experiment.key}_errors.png", context.where)))
+    return page
+
+
 BUILDERS = {
     "depth": depth_page,
     "imagenet_depth": imagenet_depth_page,
@@ -362,4 +458,5 @@ BUILDERS = {
     "tweaks": tweaks_page,
     "stems": stems_page,
     "bottleneck": bottleneck_page,
+    "compare": compare_page,
 }

@@ -82,6 +82,7 @@ def aggregate(runs: pd.DataFrame, num_classes: int, image_size: int = 32) -> pd.
             "missing": int((group.status == "missing").sum()),
             "test_error_mean": errors.mean() if len(errors) else None,
             "test_error_std": errors.std(ddof=1) if len(errors) > 1 else None,
+            "test_errors": errors.tolist(),  # per finished seed, for the statistics (stats.py)
             "params": cost.params, "macs": cost.macs,
             "train_img_s": finished.train_img_s.astype(float).median() if len(finished) else None,
             **_axes(parsed),
