@@ -13,7 +13,7 @@ from pathlib import Path
 
 import variants
 
-from . import compare, cost, data, distributed, launch, perf, report, standard, train
+from . import compare, cost, dashboard, data, distributed, launch, perf, report, standard, train
 from . import suite as suites
 from .errors import UserError
 from . import recipe as recipes
@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "for other datasets than cifar10)")
     _add_folder_options(perf_parser)
     perf_parser.set_defaults(run=run_perf)
+    dashboard.add_parser(commands)
     return parser
 
 

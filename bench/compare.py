@@ -17,7 +17,7 @@ import pandas as pd
 import variants
 
 from . import data as datasets
-from . import report
+
 from . import suite as suites
 from .errors import UserError
 

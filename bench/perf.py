@@ -370,7 +370,7 @@ def measure_wandb(s: Settings, say) -> list[Row]:
                 started = time.perf_counter()
                 outcome = train.run(spec, dataset=s.dataset, data_dir=s.data_dir, recipe=plan, results_dir=results,
                                     wandb_mode=mode, execution=_execution(s.device), force=True, download=False,
-                                    quiet=True, cache_dir=s.cache_dir)
+                                    quiet=True, cache_dir=s.cache_dir, job_type="perf")
                 wall = time.perf_counter() - started
                 summary = outcome.summary
                 if outcome.status != "finished":

@@ -1,10 +1,25 @@
 """Weights & Biases mirror of a run record.
 
-The record under results/ is the source of truth; W&B gets the same config, metrics and summary so that a
-dashboard can group and filter runs by any variant axis (config keys `variant.family`, `variant.depth`, ...,
-and tags such as `shortcut:A`). W&B runs online when an API key is configured (WANDB_API_KEY or a netrc
-entry from `wandb login`), offline otherwise: offline runs land in RESULTS/wandb/offline-run-*/ and go up
-with `wandb sync`. If W&B fails to start or to log, training goes on and only a warning says why.
+The record under results/ is the source of truth; W&B gets the same config, metrics and summary, laid out so
+that dashboards (bench/dashboard.py) can rely on it:
+
+- every curve (`train/*`, `test/*`, `val/*`, `throughput/*`, `lr`, `epoch`) has `iteration` as its x-axis
+  (`define_metric`), whatever W&B's own step counter says;
+- the config holds the nested dicts of config.json and, for filters and groupings, flat copies of the keys a
+  comparison is made by (`wandb_config`, FLAT_CONFIG_KEYS): `spec`, `seed`, `dataset_name`, `recipe_name`,
+  `recipe_scale`, and `variant_<axis>` for every variant axis (`variant_depth`, `variant_shortcut`, ...). Flat
+  and without dots: W&B reads a dot in a config key as nesting (`a.b` is key `a`, field `b`);
+- the summary holds the record's summary.json (`test_error`, `macs`, `params`, `train_img_s`, `status`, ...)
+  plus `test_error_final` (the error at the end of a finished run) and `test_error_min` (the lowest at any
+  evaluation point; intermediate ones may cover only the recipe's `eval_subset`), the same for `val_` with a
+  validation split (`wandb_summary`), and W&B's own `test/error.min` and `test/error.last` (`define_metric`
+  with summary="min,last" makes the summary of test/error a dict {"min": ..., "last": ...});
+- job types: `train` for training runs, `perf` for the runs `bench perf` times, `report` for report uploads;
+  tags such as `shortcut:A`, `dataset:cifar10`, `recipe:paper`.
+
+W&B runs online when an API key is configured (WANDB_API_KEY or a netrc entry from `wandb login`), offline
+otherwise: offline runs land in RESULTS/wandb/offline-run-*/ and go up with `wandb sync`. If W&B fails to
+start or to log, training goes on and only a warning says why.
 
 Each attempt at a run that starts from scratch gets a W&B id of its own (the run id plus a timestamp), and a
 resumed attempt continues the W&B run of its checkpoint: W&B drops steps at or below the last one it has,
@@ -18,36 +33,107 @@ import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from . import records
 from .errors import UserError
 
 PROJECT = os.environ.get("WANDB_PROJECT", "resnet-bench")
 MODES = ("online", "offline", "disabled")
+JOB_TYPES = ("train", "perf", "report")
+
+# The x-axis of every curve: the training iteration the row was logged at (train.train_loop's `iteration`).
+STEP_METRIC = "iteration"
+STEPPED_METRICS = ("train/*", "test/*", "val/*", "throughput/*", "lr", "epoch")
+# The flat config keys W&B gets beside config.json's nested dicts (see `wandb_config`); `variant_<axis>` too.
+FLAT_CONFIG_KEYS = ("spec", "seed", "dataset_name", "recipe_name", "recipe_scale")
+VARIANT_PREFIX = "variant_"
+# The summary key of a finished run's final test error, written at finish beside summary.json's (`wandb_summary`).
+FINAL_TEST_ERROR = "test_error_final"
+
+
+def api_key_configured() -> bool:
+    """Whether W&B has an API key here (WANDB_API_KEY, or a netrc entry from `wandb login`); no network."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        hosts = netrc.netrc(os.environ.get("NETRC") or None).hosts  # wandb reads $NETRC too
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return any(host.startswith(_api_hosts()) for host in hosts)
+
+
+def _api_hosts() -> tuple[str, ...]:
+    """The hosts `wandb login` writes a netrc entry for: W&B's API, the CoreWeave Forge address of it that
+    wandb 0.31 logs in to by default, and WANDB_BASE_URL's host when another server is set."""
+    configured = urlsplit(os.environ.get("WANDB_BASE_URL", "")).hostname
+    return ("api.wandb.ai", "api.forge.coreweave.com") + ((configured,) if configured else ())
 
 
 def default_mode() -> str:
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        hosts = netrc.netrc().hosts
-    except (OSError, netrc.NetrcParseError):
-        return "offline"
-    return "online" if any(host.startswith("api.wandb.ai") for host in hosts) else "offline"
+    return "online" if api_key_configured() else "offline"
 
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def wandb_config(config: dict) -> dict:
+    """The config W&B gets for a run: config.json's dict as it is, plus flat keys to filter and group by.
+
+    `dataset_name`, `recipe_name`, `recipe_scale` copy config.json's dataset.name, recipe.name, recipe.scale;
+    `variant_<axis>` copies variant.<axis> (a list such as layers [3, 3, 3] as the string "3-3-3", so that it
+    can be grouped on); `spec` and `seed` are flat in config.json already. Keys a config lacks are left out
+    (the empty config of a rank that does not record)."""
+    flat = dict(config)
+    dataset, recipe = config.get("dataset") or {}, config.get("recipe") or {}
+    for key, value in (("dataset_name", dataset.get("name")), ("recipe_name", recipe.get("name")),
+                       ("recipe_scale", recipe.get("scale"))):
+        if value is not None:
+            flat[key] = value
+    for axis, value in (config.get("variant") or {}).items():
+        flat[VARIANT_PREFIX + axis] = "-".join(map(str, value)) if isinstance(value, list) else value
+    return flat
+
+
+def wandb_summary(summary: dict, rows: list[dict]) -> dict:
+    """The summary W&B gets at the end of a run: summary.json's, plus for the test (and validation) error
+    `<split>_error_final`, the error at the end of a finished run (absent otherwise), and `<split>_error_min`,
+    the lowest over the recorded evaluation points (intermediate points may be measured on the first
+    `eval_subset` images only, see the recipe). From the record's rows, so a resumed run counts the points
+    its earlier attempts recorded."""
+    extended = dict(summary)
+    for split in ("test", "val"):
+        errors = [row[f"{split}/error"] for row in rows if row.get(f"{split}/error") is not None]
+        if errors:
+            extended[f"{split}_error_min"] = min(errors)
+        if summary.get("status") == "finished" and summary.get(f"{split}_error") is not None:
+            extended[f"{split}_error_final"] = summary[f"{split}_error"]
+    return extended
+
+
+def define_metrics(run) -> None:
+    """Curves against `iteration`, and test/error summarised by its minimum and last value."""
+    run.define_metric(STEP_METRIC)
+    for pattern in STEPPED_METRICS:
+        run.define_metric(pattern, step_metric=STEP_METRIC)
+    # A metric defined by name is its own definition, not merged with the glob's: the step metric is repeated.
+    run.define_metric("test/error", step_metric=STEP_METRIC, summary="min,last")
+
+
 class Tracker:
     def __init__(self, mode: str, wandb_id: str, name: str, config: dict, group: str, tags: list[str],
-                 directory: Path):
+                 directory: Path, job_type: str = "train"):
         if mode not in MODES:
             raise UserError(f"--wandb {mode} is not allowed; choose one of: {', '.join(MODES)}")
+        if job_type not in JOB_TYPES:
+            raise ValueError(f"job type {job_type!r} is not one of {JOB_TYPES}")
         self.mode = mode
         self.wandb_id = wandb_id
         self.run = None
         self.log_seconds = 0.0  # time the training loop spent inside W&B's log calls
+        # The run's record (train.run passes RESULTS as `directory`): its rows give the summary's minimum.
+        self.record = records.RunRecord(directory, config["run_id"]) if config.get("run_id") else None
         if mode == "disabled":
             return
         try:
@@ -55,10 +141,11 @@ class Tracker:
 
             directory.mkdir(parents=True, exist_ok=True)
             self.run = wandb.init(
-                project=PROJECT, id=wandb_id, name=name, group=group, tags=tags, config=config,
-                dir=str(directory), mode=mode, resume="allow",
+                project=PROJECT, id=wandb_id, name=name, group=group, tags=tags, config=wandb_config(config),
+                job_type=job_type, dir=str(directory), mode=mode, resume="allow",
                 settings=wandb.Settings(console="off", quiet=True),
             )
+            define_metrics(self.run)
         except Exception as error:  # no network, bad key, service crash: tracking is optional, the run is not
             warn(f"W&B could not start ({type(error).__name__}: {error}); training goes on and the record "
                  f"under results/ is complete")
@@ -85,7 +172,8 @@ class Tracker:
         if self.run is None:
             return
         try:
-            self.run.summary.update(summary)
+            rows = self.record.metrics() if self.record else []
+            self.run.summary.update(wandb_summary(summary, rows))
             self.run.finish(exit_code=1 if failed else 0)
         except Exception as error:
             warn(f"W&B could not finish the run ({type(error).__name__}: {error})")

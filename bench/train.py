@@ -296,11 +296,12 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
         execution: Execution | None = None, force: bool = False, download: bool = True,
         val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None,
         quiet: bool = False, skip_corrupt: bool = False, cache_dir: str | Path | None = None,
-        placement: str = "auto", world: distributed.World | None = None) -> Outcome:
+        placement: str = "auto", world: distributed.World | None = None, job_type: str = "train") -> Outcome:
     """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does.
 
     Under torchrun (`world`, from the environment by default) this process is one rank of a data-parallel
-    run: rank 0 decides, records and reports; every rank trains its share (distributed.py)."""
+    run: rank 0 decides, records and reports; every rank trains its share (distributed.py). `job_type` is the
+    W&B run's job type: train, or perf for the runs `bench perf` times (tracking.py)."""
     started = time.perf_counter()
     parsed, canonical, plan, run_id = identify(spec, dataset, recipe, scale, seed, val_size, normalize,
                                                checkpoint_every)
@@ -312,7 +313,7 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
         try:
             return _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results_dir, wandb_mode,
                         execution, force, download, quiet or not world.main, skip_corrupt, cache_dir, placement,
-                        group, started)
+                        group, started, job_type)
         except BaseException as error:
             if group is None:
                 raise
@@ -329,7 +330,7 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
 
 
 def _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results_dir, wandb_mode, execution, force,
-         download, quiet, skip_corrupt, cache_dir, placement, group, started) -> Outcome:
+         download, quiet, skip_corrupt, cache_dir, placement, group, started, job_type="train") -> Outcome:
     world = group.world if group else distributed.SOLO
 
     def from_rank0(value):
@@ -384,7 +385,7 @@ def _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results
         tracker = Tracker(
             (wandb_mode or default_mode()) if world.main else "disabled", wandb_id, name=f"{canonical} seed{seed}",
             config=config, group=f"{dataset}:{canonical}", tags=_tags(parsed, dataset, plan),
-            directory=Path(results_dir),
+            directory=Path(results_dir), job_type=job_type,
         )
         try:
             status = train_loop(model, parsed, data, plan, seed, execution, record, tracker, cost, checkpoint,
