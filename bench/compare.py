@@ -36,7 +36,7 @@ def comparison_suite(specs: list[str], dataset: str) -> suites.Suite:
     readable = re.sub(r"[^A-Za-z0-9]+", "-", "-vs-".join(canonical)).strip("-")[:60]
     digest = hashlib.sha256("\n".join(canonical).encode()).hexdigest()[:6]
     name = f"compare-{readable}-{digest}"
-    title = f"{canonical[0]} against " + ", ".join(canonical[1:])
+    title = ", ".join(canonical[1:]) + f" against {canonical[0]}"
     experiment = suites.Experiment(EXPERIMENT, title, "compare", tuple(canonical))
     return suites.Suite(name, declared.name, Path(name), {EXPERIMENT: experiment}, declared.default_recipe)
 

@@ -122,25 +122,30 @@ def comparison_curves(curves: pd.DataFrame, order: list[str], path: Path, datase
 
 
 def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path, dataset: str) -> Path:
-    """Final test error per spec: the mean as a bar, its 95% confidence interval, and every seed as a dot."""
+    """Final test error per spec: the mean (diamond), its 95% confidence interval (whiskers) and every seed
+    (dots), on an axis zoomed to the data. Not bars from zero: differences of tenths of a point at errors of
+    tens of percent would not show."""
     sns.set_theme(style="whitegrid", context="notebook")
     specs = list(errors)
-    figure, axis = plt.subplots(figsize=(max(4.5, 1.6 * len(specs) + 1.5), 4.5))
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.8 * len(specs) + 2.0), 4.5))
     colors = sns.color_palette("colorblind", len(specs))
     for position, (spec, color) in enumerate(zip(specs, colors)):
         estimate = estimates[spec]
         if not estimate.n:
-            axis.text(position, 0, "no finished run", ha="center", va="bottom", rotation=90, color="dimgray")
+            axis.annotate("no finished run", (position, 0.5), xycoords=("data", "axes fraction"), ha="center",
+                          color="dimgray")
             continue
-        axis.bar(position, estimate.mean, color=color, alpha=0.55, width=0.6)
         if estimate.low is not None:
             axis.errorbar(position, estimate.mean, yerr=[[estimate.mean - estimate.low], [estimate.high - estimate.mean]],
-                          color="black", capsize=6, linewidth=1.5)
-        axis.scatter([position] * len(errors[spec]), errors[spec], color="black", s=14, zorder=3)
+                          color=color, capsize=8, linewidth=2)
+        axis.scatter([position] * len(errors[spec]), errors[spec], color="black", s=16, zorder=3, alpha=0.7)
+        axis.scatter([position], [estimate.mean], color=color, marker="D", s=60, zorder=4, edgecolor="black")
     axis.set_xticks(range(len(specs)))
     axis.set_xticklabels(specs, rotation=15, ha="right", fontsize=9)
-    axis.set_ylabel("test error (%)")
-    axis.set_title(f"Final test error on {dataset} (bars: mean, whiskers: 95% CI)", fontsize=11)
+    axis.set_xlim(-0.6, len(specs) - 0.4)
+    axis.set_ylabel("final test error (%)")
+    axis.set_title(f"Final test error on {dataset}\nmean (diamond), 95% CI of the mean (whiskers), seeds (dots)",
+                   fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

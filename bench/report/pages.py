@@ -444,8 +444,8 @@ def compare_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_di
         page.notes.append("No finished runs yet: the curves appear when one finishes.")
     estimates = {spec: stats.estimate(specs[spec]["test_errors"]) for spec in order}
     if any(estimate.n for estimate in estimates.values()):
-        page.figures.append((f"Final test error per spec on {context.where}: mean with its 95% confidence interval, "
-                             "each seed a dot",
+        page.figures.append((f"Final test error per spec on {context.where}: the mean, its 95% confidence interval, "
+                             "and each seed as a dot",
                              figures.error_intervals({spec: specs[spec]["test_errors"] for spec in order}, estimates,
                                                      out_dir / f"{experiment.key}_errors.png", context.where)))
     return page
