@@ -28,12 +28,21 @@ keys:
              for axis in variants.Spec.chosen_axes() if axis.key)
 
 
+class _CommandListFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each command's help on one line beside its name: argparse measures the command names without the
+    indentation it then prints them at, so the longest (`dashboard`) would push its help to the next line."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=16, width=130)
+        self._action_max_length = 16
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmark suite for ResNet variants (He et al. 2015, Bag of Tricks).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_CommandListFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -103,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.set_defaults(run=run_train)
 
     selection = argparse.ArgumentParser(add_help=False)
-    selection.add_argument("suite", help=f"suite name ({', '.join(suites.available_suites())}) or path to a .toml file")
+    selection.add_argument("suite", help=f"suite name ({', '.join(suites.available_suites())}) or path to a .toml file; "
+                                         f"`./run_all.sh cifar10 ARGS` runs `python -m bench suite cifar10 ARGS`")
     selection.add_argument("--recipe", choices=list(recipes.RECIPES),
                            help="(default: the suite's: paper for cifar10, bot for imagenette, imagenet for imagenet)")
     selection.add_argument("--scale", type=float, default=1.0, metavar="F", help="schedule scale (default: 1)")
@@ -389,6 +399,18 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_writable(results_dir: str) -> None:
+    """Before any work: a results folder that cannot be written is named as the option it came from."""
+    import tempfile
+
+    try:
+        Path(results_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=results_dir):
+            pass
+    except OSError as error:
+        raise UserError(f"--results-dir {results_dir} is not writable ({error.strerror or error})") from None
+
+
 EXIT_FOR_STATUS = {"finished": 0, "failed": 1, "diverged": 3}
 
 
@@ -461,9 +483,16 @@ def run_perf(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    given = list(sys.argv[1:] if argv is None else argv)
+    if not given:  # `python -m bench` alone: what there is to do, a line each
+        parser.print_help()
+        return 2
+    args = parser.parse_args(given)
+    args.argv = given
     try:
+        if getattr(args, "results_dir", None) is not None and args.run is not run_report:
+            _check_writable(args.results_dir)
         return args.run(args)
     except (variants.SpecError, UserError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -52,10 +52,19 @@ def _atomic(path: Path, mode: str):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp's files are 0600; records are shared (a team's results folder, Ray nodes): the umask decides
+        os.chmod(handle.name, _file_mode())
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
+
+
+def _file_mode() -> int:
+    """The mode a plain `open(path, "w")` would give a new file here: 0666 less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_json(path: Path, value: dict) -> None:

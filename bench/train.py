@@ -278,6 +278,8 @@ def identify(spec: str, dataset: str, recipe: str | recipes.Recipe | None = None
              val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None):
     """What a request amounts to: (parsed spec, canonical spec, recipe, run id), validated; nothing is built.
     The recipe is the dataset's default when None, and as it applies to the dataset's size (recipe.BUDGETS)."""
+    if seed < 0:
+        raise UserError(f"--seed {seed} is not allowed: it must be 0 or more")
     parsed = variants.parse(spec)
     canonical = variants.canonical(parsed)
     declared = datasets.info(dataset)

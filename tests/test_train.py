@@ -242,7 +242,7 @@ def test_validation_split_reports_val_and_test_error(tmp_path, tiny_cifar10):
         (["--data-dir", "{tmp}/nowhere", "--no-download"], "cifar10 not found: no folder {tmp}/nowhere/cifar-10-batches-py"),
         (["--device", "tpu"], "--device tpu is not allowed; choose one of: auto, cpu, cuda, cuda:INDEX"),
         (["--scale", "0"], "scale 0.0 is not allowed: it must be a positive number"),
-        (["--val-split", "500"], "a validation split of 500 images does not fit 200 training images"),
+        (["--val-split", "500"], "--val-split 500 is not allowed: hold out 1 to 199 of the 200 training images, or 0 for no validation split"),
     ],
 )
 def test_train_user_errors_are_one_line(tmp_path, tiny_cifar10, capsys, extra, message):

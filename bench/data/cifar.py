@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .augmentation import PadCrop
-from .core import Data, DataError, Split
+from .core import Data, DataError, Split, check_val_size
 
 IMAGE_SHAPE = (3, 32, 32)
 
@@ -61,8 +61,7 @@ def load(dataset: str, data_dir: str | os.PathLike, download: bool = True, val_s
     test = _read_files(folder, layout.test_files, layout)
     val = None
     if val_size:
-        if not 0 < val_size < len(train):
-            raise DataError(f"a validation split of {val_size} images does not fit {len(train)} training images")
+        check_val_size(val_size, len(train))
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
         train, val = train.subset(order[val_size:].sort().values), train.subset(order[:val_size].sort().values)
     return Data(dataset, layout.num_classes, train, test, val, augmentation=PadCrop(), normalize=normalize)

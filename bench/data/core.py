@@ -54,3 +54,10 @@ class Data:
     def __post_init__(self) -> None:
         if not self.image_size:
             self.image_size = self.train.images.shape[-1]
+
+
+def check_val_size(val_size: int, train_images: int) -> None:
+    """A validation split must leave training images: 1 .. train_images - 1 held out (0: none)."""
+    if not 0 < val_size < train_images:
+        raise DataError(f"--val-split {val_size} is not allowed: hold out 1 to {train_images - 1} of the "
+                        f"{train_images} training images, or 0 for no validation split")

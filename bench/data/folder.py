@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .augmentation import CenterResize, ResizedCrop
-from .core import Data, DataError, Split
+from .core import Data, DataError, Split, check_val_size
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 CACHE_VERSION = 1
@@ -297,8 +297,7 @@ def load(name: str, root: Path, num_classes: int | None, image_size: int, val_si
     test = cached(val_listing, "val", size, folder, skip_corrupt, say=say)
     train_split, val = train.split, None
     if val_size:
-        if not 0 < val_size < len(train_split):
-            raise DataError(f"a validation split of {val_size} images does not fit {len(train_split)} training images")
+        check_val_size(val_size, len(train_split))
         # The cache's rows are in random order: its first images are a random sample (and stay memory-mapped).
         images, labels = train_split.images, train_split.labels
         train_split, val = Split(images[val_size:], labels[val_size:]), Split(images[:val_size], labels[:val_size])
