@@ -319,8 +319,12 @@ def _build_report(args: argparse.Namespace) -> None:
 
 
 def _launcher(args: argparse.Namespace):
-    ray_options = [name for name in ("ray_address", "gpus_per_run", "cpus_per_run") if getattr(args, name) is not None]
-    if args.backend == "local":
+    """The launcher of `suite` (local or Ray) and of `compare` (local: it has no --backend)."""
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs} is not allowed: it must be at least 1")
+    ray_options = [name for name in ("ray_address", "gpus_per_run", "cpus_per_run")
+                   if getattr(args, name, None) is not None]
+    if getattr(args, "backend", "local") == "local":
         if ray_options:
             raise UserError(f"--{ray_options[0].replace('_', '-')} applies to --backend ray only")
         return launch.LocalLauncher(args.jobs or launch.default_jobs(args.device), args.device)
@@ -335,8 +339,6 @@ def run_suite(args: argparse.Namespace) -> int:
     elif args.device not in ("auto", "cpu", "cuda"):
         raise UserError(f"--device {args.device} is not allowed with --backend ray; choose one of: auto, cpu, cuda "
                         f"(Ray assigns each run its GPU)")
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs {args.jobs} is not allowed: it must be at least 1")
     if args.checkpoint_every is not None:  # checked once here rather than failed by every training process
         budget = data.info(suite.dataset).budget
         replace(recipes.get(suite.recipe_or_default(args.recipe), args.scale, budget),
@@ -374,9 +376,7 @@ def run_compare(args: argparse.Namespace) -> int:
     suite = compare.comparison_suite(args.specs, args.dataset)
     planned = suites.expand(suite, args.recipe, args.scale, args.seeds)
     train.resolve_device(args.device)
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs {args.jobs} is not allowed: it must be at least 1")
-    launcher = launch.LocalLauncher(args.jobs or launch.default_jobs(args.device), args.device)
+    launcher = _launcher(args)
     try:
         result = suites.run_suite(suite, planned, launcher, recipe=args.recipe, scale=args.scale,
                                   data_dir=args.data_dir, results_dir=args.results_dir, wandb_mode=args.wandb,
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(given)
     args.argv = given
     try:
-        if getattr(args, "results_dir", None) is not None and args.run is not run_report:
+        if getattr(args, "results_dir", None) is not None:
             _check_writable(args.results_dir)
         return args.run(args)
     except (variants.SpecError, UserError) as error:

@@ -39,6 +39,7 @@ from . import recipe as recipes
 from . import suite as suites
 from . import tracking
 from .errors import UserError
+from .report import folder as report_folder
 
 PLACEHOLDER_ENTITY = "YOUR-ENTITY"  # in definitions written without --entity; publishing uses your default entity
 REACHABILITY_TIMEOUT_S = 10  # a W&B server that does not answer within this is "no network", not a hang
@@ -65,8 +66,8 @@ class Dashboard:
 
 
 def definitions_folder(suite: suites.Suite, recipe: str, scale: float, results_dir: str | Path) -> Path:
-    """RESULTS/reports/<suite>/<recipe>-x<scale>/wandb: inside the Markdown report's folder (report/__init__.py)."""
-    return Path(results_dir) / "reports" / suite.name / f"{recipe}-x{scale:g}" / "wandb"
+    """RESULTS/reports/<suite>/<recipe>-x<scale>/wandb: inside the Markdown report's folder."""
+    return report_folder(suite.name, recipe, scale, results_dir) / "wandb"
 
 
 def build(suite: str | suites.Suite, recipe: str | None = None, scale: float = 1.0,

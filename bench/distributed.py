@@ -106,6 +106,8 @@ class Session:
         self._beat.start()
         self._handler = signal.signal(signal.SIGTERM, self._on_sigterm)
         self._stopping = False
+        self._verdict: tuple[str, str] | None = None
+        self._judged = False
 
     def _heartbeat(self) -> None:
         while not self._done.is_set():
@@ -158,8 +160,8 @@ class Session:
     def judge(self, error: BaseException) -> tuple[str, str] | None:
         """On rank 0, after `error`: the run's status (failed or interrupted) and why, naming the rank that
         ended it; None for rank 0's own error, which says it itself. Judged once: later calls repeat it."""
-        if not hasattr(self, "_verdict"):
-            self._stopping = True
+        if not self._judged:
+            self._judged, self._stopping = True, True
             self._verdict = self._judge(error) if isinstance(error, Stopped) or lost_peer(error) else None
         return self._verdict
 

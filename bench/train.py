@@ -173,9 +173,14 @@ class TrainingPath:
         self.wrong += (logits.detach().argmax(1) != labels).sum()
         self.seen += len(labels)
 
+    @property
+    def images_seen(self) -> int:
+        """Training images since the last `totals`, over all ranks (each takes the same share)."""
+        return self.seen * self.world.size
+
     def totals(self) -> tuple[float, float]:
         """Mean training loss and error (%) since the last call, over all ranks: the host waits for the device."""
-        seen = self.seen * self.world.size  # every rank takes the same share
+        seen = self.images_seen
         if self.world.parallel:
             _sum_over_ranks(self.loss_sum, self.wrong)
         loss, error = self.loss_sum.item() / seen, 100.0 * self.wrong.item() / seen
@@ -462,7 +467,7 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
                     continue
 
                 # ---- log point: the one place the host waits for the device ----
-                seen = path.seen * path.world.size  # images of this segment, all ranks
+                seen = path.images_seen
                 train_loss, train_error = path.totals()
                 segment_seconds = time.perf_counter() - segment_start
                 train_seconds += segment_seconds

@@ -29,8 +29,7 @@ def build(suite_name: str | suites.Suite, results_dir: str | Path = "results", r
     recipe = suite.recipe_or_default(recipe)
     planned = suites.expand(suite, recipe, scale, seeds, expensive=expensive)
     runs = load_runs(results_dir, planned)
-    # One folder per recipe and scale, so that a quick look never overwrites a full run's report.
-    out_dir = Path(results_dir) / "reports" / suite.name / f"{recipe}-x{scale:g}"
+    out_dir = folder(suite.name, recipe, scale, results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     context = _context(suite, recipe, scale, runs)
     pages = []
@@ -55,6 +54,12 @@ def build(suite_name: str | suites.Suite, results_dir: str | Path = "results", r
     upload_report(wandb_mode, f"report {suite.name} {recipe} x{scale:g}", tables, images, Path(results_dir),
                   config={"suite": suite.name, "recipe": recipe, "scale": scale, "seeds": seeds})
     return out_dir
+
+
+def folder(suite_name: str, recipe: str, scale: float, results_dir: str | Path = "results") -> Path:
+    """RESULTS/reports/<suite>/<recipe>-x<scale>: one folder per recipe and scale, so that a quick look never
+    overwrites a full run's report."""
+    return Path(results_dir) / "reports" / suite_name / f"{recipe}-x{scale:g}"
 
 
 def _context(suite, recipe: str, scale: float, runs: pd.DataFrame) -> ReportContext:
