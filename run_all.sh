@@ -6,6 +6,7 @@
 #   ./run_all.sh cifar10 [OPTIONS]      run the CIFAR-10 suite, then build its reports (--help: options)
 #   ./run_all.sh imagenette [OPTIONS]   the ImageNet questions on Imagenette at 128 px (--data-dir DIR)
 #   ./run_all.sh imagenet [OPTIONS]     the same on ILSVRC2012 at 224 px (--data-dir DIR, never downloaded)
+#   ./run_all.sh FILE.toml [OPTIONS]    your own suite file (README: "Your own suite")
 #   ./run_all.sh setup                  only create/refresh the environment
 set -euo pipefail
 # Paths the user gives (--data-dir, --results-dir) stay relative to where they ran this script;
@@ -66,7 +67,7 @@ case "$command" in
     setup)
         setup
         ;;
-    cifar10 | imagenette | imagenet)
+    cifar10 | imagenette | imagenet | *.toml)
         setup
         exec "$VENV/bin/python" -m bench suite "$command" "$@"
         ;;
@@ -74,7 +75,7 @@ case "$command" in
         usage
         ;;
     *)
-        [ -n "$command" ] && echo "error: unknown command '$command'; choose one of: test, cifar10, imagenette, imagenet, setup" >&2
+        [ -n "$command" ] && echo "error: unknown command '$command'; choose one of: test, cifar10, imagenette, imagenet, FILE.toml, setup" >&2
         usage >&2
         exit 2
         ;;

@@ -21,15 +21,27 @@ W&B runs online when an API key is configured (WANDB_API_KEY or a netrc entry fr
 otherwise: offline runs land in RESULTS/wandb/offline-run-*/ and go up with `wandb sync`. If W&B fails to
 start or to log, training goes on and only a warning says why.
 
-Each attempt at a run that starts from scratch gets a W&B id of its own (the run id plus a timestamp), and a
-resumed attempt continues the W&B run of its checkpoint: W&B drops steps at or below the last one it has,
-so a re-done run must not reuse an id whose steps already reach the end.
+W&B ids: a run that truly starts anew (no record yet, or --force) gets the run id plus a timestamp, and the
+record keeps it from the first summary.json on (`wandb_id`, and in every checkpoint); every later attempt
+at the same unfinished run, resumed from a checkpoint or started over because it stopped before its first
+one, continues that W&B run. Online, W&B resumes it server-side, and `Tracker.log` leaves out the steps
+below the resumed run's `starting_step` (W&B would drop them with a warning). Offline runs cannot resume
+(wandb issues #3841, #4624): each attempt writes an offline directory of its own under the same id, and
+`wandb sync` of several keeps the last synced one. So each offline attempt's directory is made complete on
+its own: `Tracker.replay` logs the rows the record kept from earlier attempts before training goes on.
+
+Reports (`upload_report`) go to one W&B run per suite, recipe and scale, with an id derived from those; a
+marker beside the report files (`REPORT_MARKER`) holds a fingerprint of what was uploaded, so that building
+an unchanged report again uploads nothing, and a changed one updates the same W&B run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import netrc
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -50,6 +62,8 @@ FLAT_CONFIG_KEYS = ("spec", "seed", "dataset_name", "recipe_name", "recipe_scale
 VARIANT_PREFIX = "variant_"
 # The summary key of a finished run's final test error, written at finish beside summary.json's (`wandb_summary`).
 FINAL_TEST_ERROR = "test_error_final"
+# Beside a report's files: what `upload_report` last uploaded (fingerprint, mode, W&B run id).
+REPORT_MARKER = "wandb-upload.json"
 
 
 def api_key_configured() -> bool:
@@ -131,6 +145,7 @@ class Tracker:
         self.mode = mode
         self.wandb_id = wandb_id
         self.run = None
+        self.first_step = 0  # steps below it are not logged (a resumed online run has them already)
         self.log_seconds = 0.0  # time the training loop spent inside W&B's log calls
         # The run's record (train.run passes RESULTS as `directory`): its rows give the summary's minimum.
         self.record = records.RunRecord(directory, config["run_id"]) if config.get("run_id") else None
@@ -146,6 +161,9 @@ class Tracker:
                 settings=wandb.Settings(console="off", quiet=True),
             )
             define_metrics(self.run)
+            # A run W&B resumed server-side (online) keeps its steps; it drops any below `starting_step` (its
+            # last step + 1) with a warning, so those are left out (`log`). Never set offline.
+            self.first_step = self.run.starting_step if self.run.resumed else 0
         except Exception as error:  # no network, bad key, service crash: tracking is optional, the run is not
             warn(f"W&B could not start ({type(error).__name__}: {error}); training goes on and the record "
                  f"under results/ is complete")
@@ -158,7 +176,7 @@ class Tracker:
         return self.run.dir if self.mode == "offline" else self.run.url
 
     def log(self, metrics: dict, step: int) -> None:
-        if self.run is None:
+        if self.run is None or step < self.first_step:
             return
         started = time.perf_counter()
         try:
@@ -167,6 +185,17 @@ class Tracker:
             warn(f"W&B logging failed ({type(error).__name__}: {error}); no more W&B logging for this run")
             self.run = None
         self.log_seconds += time.perf_counter() - started
+
+    def replay(self, rows: list[dict]) -> None:
+        """Log again the rows an earlier attempt recorded (the record's, up to the resumed checkpoint), each at
+        its iteration, so that this attempt's offline directory holds the whole history: offline runs cannot
+        resume, and `wandb sync` keeps one directory per id. Online, W&B has them already: nothing to do."""
+        if self.mode != "offline":
+            return
+        log_seconds = self.log_seconds  # the training loop's logging cost, which this is not part of
+        for row in rows:
+            self.log(row, step=row["iteration"])
+        self.log_seconds = log_seconds
 
     def finish(self, summary: dict, failed: bool) -> None:
         if self.run is None:
@@ -180,20 +209,61 @@ class Tracker:
         self.run = None
 
 
-def upload_report(mode: str | None, name: str, tables: dict, images: dict, directory: Path, config: dict) -> None:
+def report_wandb_id(name: str) -> str:
+    """The W&B id of a report run: its name (suite, recipe, scale) in the characters W&B ids allow."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+
+
+def report_fingerprint(name: str, tables: dict, images: dict, config: dict) -> str:
+    """sha256 of what `upload_report` sends: the name, the config, each table's CSV and each image's bytes,
+    in key order. matplotlib's Agg PNGs are byte-identical between two builds of the same records (their
+    only metadata is the matplotlib version), so the image bytes are stable."""
+    digest = hashlib.sha256()
+
+    def part(label: str, data: bytes) -> None:
+        digest.update(f"{label}:{len(data)}:".encode())
+        digest.update(data)
+
+    part("name", name.encode())
+    part("config", json.dumps(config, sort_keys=True, default=str).encode())
+    for key in sorted(tables):
+        part(f"table/{key}", tables[key].to_csv(index=False).encode())
+    for key in sorted(images):
+        part(f"image/{key}", Path(images[key]).read_bytes())
+    return digest.hexdigest()
+
+
+def upload_report(mode: str | None, name: str, tables: dict, images: dict, directory: Path, config: dict,
+                  marker_dir: Path | None = None, quiet: bool = False) -> None:
     """Mirror a built report to W&B as one run of job type `report`: each table a wandb.Table, each figure
-    an image. Like training runs, offline without an API key; failures only warn (the files are on disk)."""
+    an image. Like training runs, offline without an API key; failures only warn (the files are on disk).
+
+    The run's id comes from `name` (`report_wandb_id`), resumed when it exists, so a rebuilt report updates
+    its run. With `marker_dir` (the report's folder), REPORT_MARKER there records the fingerprint, mode and
+    id of the last upload, and a report whose fingerprint was already uploaded in this mode is not sent again."""
     mode = mode or default_mode()
     if mode not in MODES:
         raise UserError(f"--wandb {mode} is not allowed; choose one of: {', '.join(MODES)}")
     if mode == "disabled":
         return
+    wandb_id = report_wandb_id(name)
+    marker = Path(marker_dir) / REPORT_MARKER if marker_dir is not None else None
+    try:
+        fingerprint = report_fingerprint(name, tables, images, config)
+        previous = records.read_json(marker) if marker is not None else None
+    except Exception as error:  # an unreadable figure or marker: upload, as before markers existed
+        warn(f"W&B report marker unusable ({type(error).__name__}: {error}); uploading the report")
+        fingerprint, previous = None, None
+    if previous and fingerprint and previous.get("fingerprint") == fingerprint and previous.get("mode") == mode:
+        if not quiet:
+            print(f"W&B ({mode}): report unchanged since its upload as run {previous.get('wandb_id')}; not sent again")
+        return
     try:
         import wandb
 
         directory.mkdir(parents=True, exist_ok=True)
-        run = wandb.init(project=PROJECT, job_type="report", name=name, config=config, dir=str(directory),
-                         mode=mode, settings=wandb.Settings(console="off", quiet=True))
+        run = wandb.init(project=PROJECT, job_type="report", name=name, id=wandb_id, resume="allow", config=config,
+                         dir=str(directory), mode=mode, settings=wandb.Settings(console="off", quiet=True))
         for key, frame in tables.items():
             clean = frame.astype(object).where(frame.notna(), None)
             run.log({f"tables/{key}": wandb.Table(dataframe=clean)})
@@ -202,3 +272,9 @@ def upload_report(mode: str | None, name: str, tables: dict, images: dict, direc
         run.finish()
     except Exception as error:
         warn(f"W&B report upload failed ({type(error).__name__}: {error}); the report files are complete")
+        return
+    if marker is not None and fingerprint:
+        try:
+            records.write_json(marker, {"fingerprint": fingerprint, "mode": mode, "wandb_id": wandb_id})
+        except OSError as error:
+            warn(f"could not write {marker} ({error}); the next build uploads the report again")

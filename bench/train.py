@@ -388,7 +388,8 @@ def _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results
                      f"the records describe the code of this attempt")
             record.write_source_diff(source.diff)
             record.write_config(config)
-        wandb_id = checkpoint["wandb_id"] if checkpoint else f"{run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"
+        wandb_id = checkpoint["wandb_id"] if checkpoint else _earlier_wandb_id(record if world.main else None)
+        wandb_id = wandb_id or f"{run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"  # a run that starts anew
         tracker = Tracker(
             (wandb_mode or default_mode()) if world.main else "disabled", wandb_id, name=f"{canonical} seed{seed}",
             config=config, group=f"{dataset}:{canonical}", tags=_tags(parsed, dataset, plan),
@@ -414,6 +415,17 @@ def _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results
         say(f"{status}: {summary.get('reason', '')}")
     return Outcome(run_id, record, status)
 
+
+def _earlier_wandb_id(record: records.RunRecord | None) -> str | None:
+    """The W&B id of an earlier attempt at this run that stopped before its first checkpoint (its summary.json
+    has it from the start), so that the new attempt continues that W&B run; None when the run starts anew
+    (no record: a first attempt, or one --force cleared) or the record is a result already (records.DONE)."""
+    summary = record.summary() if record is not None else None
+    if not summary or summary.get("status") in records.DONE:
+        return None
+    return summary.get("wandb_id")
+
+
 def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe, seed: int, execution: Execution,
                record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, quiet: bool,
                started: float, code: str | None = None, placement: str = "auto",
@@ -425,6 +437,8 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
     path = TrainingPath(model, data, plan, seed, execution, placement, group.world if group else distributed.SOLO)
     test = _placed(data.test, device, placement)
     val = _placed(data.val, device, placement) if data.val is not None else None
+    # the intermediate evaluations' share of each split (the final one takes all), as config.json records it
+    test_subset, val_subset = plan.eval_images(len(test)), plan.eval_images(len(val)) if val is not None else 0
     loader, optimizer = path.loader, path.optimizer
 
     iteration, warmup_end, train_seconds, wall_before = 0, None, 0.0, 0.0
@@ -435,6 +449,7 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
         warmup_end = checkpoint["warmup_end"]
         torch.set_rng_state(checkpoint["rng_cpu"])
         record.truncate_metrics(iteration)
+        tracker.replay(record.metrics())  # offline: this attempt's W&B directory holds the earlier rows too
     else:
         record.reset_metrics()
     depth = getattr(spec, "depth", 0)
@@ -446,7 +461,7 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
             "iterations": iteration, "iterations_planned": plan.iterations, "warmup_end": warmup_end,
             "params": cost.params, "macs": cost.macs, "train_seconds": round(train_seconds, 3),
             "wall_seconds": round(wall_before + time.perf_counter() - started, 3),
-            "updated_at": _now(), **fields,
+            "updated_at": _now(), "wandb_id": tracker.wandb_id, **fields,
         }
 
     record.write_summary(summary("running"))
@@ -483,11 +498,11 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
                     break
                 if final or iteration % plan.eval_every == 0:
                     evaluation_start = time.perf_counter()
-                    row["test/loss"], row["test/error"] = path.evaluate(test, 0 if final else plan.eval_subset)
+                    row["test/loss"], row["test/error"] = path.evaluate(test, 0 if final else test_subset)
                     if final:  # the whole test set at the evaluation batch size, same precision and layout
                         row["throughput/inference_img_s"] = len(test) / (time.perf_counter() - evaluation_start)
                     if val is not None:
-                        row["val/loss"], row["val/error"] = path.evaluate(val, 0 if final else plan.eval_subset)
+                        row["val/loss"], row["val/error"] = path.evaluate(val, 0 if final else val_subset)
                 record.append_metrics(row)
                 tracker.log(row, step=iteration)
                 progress.update(iteration - progress.n)
@@ -598,6 +613,7 @@ def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, 
             **data.details,
         },
         "recipe": plan.to_dict(),
+        "evaluation": _evaluation(data, plan),
         "seed": seed,
         "execution": execution.describe(),
         "versions": {
@@ -608,6 +624,15 @@ def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, 
         "source": source.to_dict(),
         "created_at": _now(),
     }
+
+
+def _evaluation(data: datasets.Data, plan: recipes.Recipe) -> dict:
+    """What each evaluation measured: how many images of the test (and validation) split the intermediate
+    points used (the first ones in stored order, a fixed shuffle: recipe.eval_images) and the final one."""
+    described = {"intermediate_test_images": plan.eval_images(len(data.test)), "final_test_images": len(data.test)}
+    if data.val is not None:
+        described |= {"intermediate_val_images": plan.eval_images(len(data.val)), "final_val_images": len(data.val)}
+    return described
 
 
 def _package_version() -> str:

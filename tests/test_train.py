@@ -343,3 +343,32 @@ def test_atomic_json_write_keeps_the_old_file_on_a_crash(tmp_path, monkeypatch):
         records.write_json(path, {"status": "finished"})
     assert json.loads(path.read_text()) == {"status": "running"}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary file left behind
+
+
+def test_intermediate_evaluations_of_a_scaled_recipe_use_a_fixed_part_of_the_test_set():
+    paper = recipes.RECIPES["paper"]
+    assert paper.eval_images(10_000) == 10_000  # the paper's schedule: every evaluation on all of it
+    assert paper.scaled(0.01).eval_images(10_000) == 1_000  # 10 x scale, here at the floor
+    assert paper.scaled(0.05).eval_images(10_000) == 5_000
+    assert paper.scaled(0.2).eval_images(10_000) == 10_000
+    assert paper.scaled(0.01).eval_images(300) == 300  # never more than the split
+    assert recipes.RECIPES["smoke"].eval_images(10_000) == 500  # a recipe's own eval_subset wins
+
+
+def test_a_run_records_the_evaluation_subset_and_ends_on_the_whole_test_set(tmp_path, tiny_cifar10, monkeypatch):
+    root, _ = tiny_cifar10
+    monkeypatch.setattr(recipes, "EVAL_IMAGES_FLOOR", 30)
+    # a 1/20 paper schedule shrunk to a few iterations: 10 x 0.05 of the 100 test images, 30 at least
+    plan = replace(recipes.RECIPES["paper"], iterations=8, milestones=(4, 6), batch_size=32, log_every=2,
+                   checkpoint_every=4, eval_points=4, scale=0.05)
+    limits = []
+    evaluate = train.TrainingPath.evaluate
+    monkeypatch.setattr(train.TrainingPath, "evaluate",
+                        lambda self, split, limit=0: (limits.append(limit), evaluate(self, split, limit))[1])
+    outcome = train.run(TINY_NET, dataset="cifar10", data_dir=root, recipe=plan, results_dir=tmp_path,
+                        execution=train.Execution(torch.device("cpu")), download=False, quiet=True,
+                        wandb_mode="disabled")
+    assert limits == [50, 50, 50, 0]  # iterations 2, 4, 6 on the first 50 images; the final one on all 100
+    config = json.loads(outcome.record.config_path.read_text())
+    assert config["evaluation"] == {"intermediate_test_images": 50, "final_test_images": 100}
+    assert outcome.summary["test_error"] == outcome.record.metrics()[-1]["test/error"]

@@ -8,6 +8,7 @@ produced (recipe, scale, seeds, device, dataset, dates) and which runs are missi
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -39,20 +40,21 @@ def build(suite_name: str | suites.Suite, results_dir: str | Path = "results", r
         summary = aggregate(part, context.num_classes, context.image_size) if len(part) else pd.DataFrame()
         # Curves of finished runs only, like the tables: a diverged or half-done run would bend the means.
         curves = load_curves(results_dir, part[part.status == "finished"]) if len(part) else pd.DataFrame()
-        page = BUILDERS[experiment.report](experiment, summary, curves, out_dir, context)
+        page = BUILDERS[experiment.report](experiment, summary, curves, out_dir,
+                                           replace(context, label=figure_label(part, recipe, scale, seeds)))
         if experiment.report in BASELINES and len(summary):
             table, notes = comparison_table(experiment, summary)
             if table is not None:
                 page.tables.append(table)
                 page.notes += notes
         provenance = _provenance(part, experiment, suite, recipe, scale, seeds)
-        _write_page(page, provenance, out_dir)
+        _write_page(page, banner(recipe, scale) + provenance, out_dir)
         pages.append((page, part))
     _write_index(pages, suite, recipe, scale, seeds, runs, out_dir, results_dir)
     tables = {table.name: table.data for page, _ in pages for table in page.tables}
     images = {path.stem: path for page, _ in pages for _, path in page.figures}
     upload_report(wandb_mode, f"report {suite.name} {recipe} x{scale:g}", tables, images, Path(results_dir),
-                  config={"suite": suite.name, "recipe": recipe, "scale": scale, "seeds": seeds})
+                  config={"suite": suite.name, "recipe": recipe, "scale": scale, "seeds": seeds}, marker_dir=out_dir)
     return out_dir
 
 
@@ -72,6 +74,31 @@ def _context(suite, recipe: str, scale: float, runs: pd.DataFrame) -> ReportCont
         counts = [int(n) for n in runs.get("num_classes", pd.Series(dtype=float)).dropna()]
         num_classes = counts[0] if counts else 1000
     return ReportContext(declared.title, image_size, declared.reader == "cifar", num_classes)
+
+
+def short_budget(recipe: str, scale: float) -> bool:
+    """Whether runs of this recipe and scale train for less than the schedule the published figures used."""
+    return recipe == "smoke" or scale < 1
+
+
+def banner(recipe: str, scale: float) -> list[str]:
+    """The warning a report of a short budget opens with: its numbers are not the published ones' peers."""
+    if not short_budget(recipe, scale):
+        return []
+    what = ("the `smoke` recipe trains a few dozen iterations to check the pipeline" if recipe == "smoke" else
+            f"recipe `{recipe}` at --scale {scale:g} trains {scale:g}x the schedule of the published figures")
+    return [f"> **Short budget: {what}. Its errors are far from converged and not comparable with the published "
+            "columns; compare variants with each other, and only as far as the statistics allow.**\n"]
+
+
+def figure_label(part: pd.DataFrame, recipe: str, scale: float, seeds: int) -> str:
+    """The footer of every figure: recipe, scale, seeds and the devices the finished runs trained on."""
+    finished = part[part.status == "finished"] if len(part) else part
+    devices = sorted({f"{device} ({precision})" for device, precision in
+                      zip(finished.get("device", []), finished.get("precision", [])) if isinstance(device, str)})
+    return (f"recipe {recipe} x{scale:g}" + (" (short budget: not comparable with published figures)"
+                                             if short_budget(recipe, scale) else "")
+            + f" · {_seeds(seeds)} · {', '.join(devices) or 'no finished runs'}")
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -146,6 +173,7 @@ def _write_page(page: Page, provenance: list[str], out_dir: Path) -> None:
 def _write_index(pages, suite, recipe, scale, seeds, runs: pd.DataFrame, out_dir: Path, results_dir) -> None:
     lines = [
         f"# resnet-bench: suite `{suite.name}` ({suite.dataset})\n",
+        *banner(recipe, scale),
         f"Recipe `{recipe}` x{scale:g}, {_seeds(seeds)}; built {datetime.date.today()} from "
         f"`{Path(results_dir) / 'runs'}`.\n",
         "| experiment | runs finished | page |",

@@ -29,6 +29,7 @@ class ReportContext:
     image_size: int = 32
     cifar: bool = True
     num_classes: int = 10
+    label: str = ""  # how the runs were produced (recipe, scale, seeds, device), printed under every figure
 
     @property
     def where(self) -> str:
@@ -126,10 +127,11 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
         "recipe (see their columns)."
     )
     if len(curves):
-        path = figures.training_curves(curves, specs, out_dir / "figure6_curves.png", context.where)
+        path = figures.training_curves(curves, specs, out_dir / "figure6_curves.png", context.where,
+                                       label=context.label)
         page.figures.append(("Figure 6 analog: training error (dashed) and test error (bold) against "
                              "iterations; plain nets left, ResNets right", path))
-    path = figures.depth_vs_error(pd.DataFrame(rows), out_dir / "depth_vs_error.png")
+    path = figures.depth_vs_error(pd.DataFrame(rows), out_dir / "depth_vs_error.png", label=context.label)
     page.figures.append(("Test error against depth, plain vs residual, with the paper's ResNet points", path))
     return page
 
@@ -154,9 +156,68 @@ def _variant_rows(experiment, specs: dict[str, dict], page_axes: tuple[str, ...]
         cells = {"spec": f"`{spec}`"}
         cells.update({axis.title: axis.show(row[axis.name]) for axis in varying})
         cells.update({"params": _fmt_int(row["params"]), f"MACs ({context.pixels})": f"{row['macs'] / 1e6:.1f}M",
-                      "train img/s": _fmt(row["train_img_s"], 0), "test error % (ours)": error_cell(row)})
+                      "test error % (ours)": error_cell(row)})
         shown.append(cells)
     return rows, shown
+
+
+LOAD_NOTE = ("Training img/s is measured while the run trained: it depends on the device and on what else the "
+             "machine ran at the time (other runs of the suite with --jobs, other programs), so it ranks variants "
+             "only when they trained alone on an idle machine. Under load one suite measured `resnet32` at 107 img/s "
+             "and `resnet32(shortcut=B)` at 16; idle, 603 and 571. For speed, use `python -m bench perf SPEC` on an idle "
+             "machine: it times the suite's path against a standard PyTorch baseline in the same run.")
+
+
+def cost_table(experiment, specs: dict[str, dict], context: ReportContext) -> Table | None:
+    """Multiply-adds beside the training throughput the runs measured, apart from the error tables: throughput
+    is a property of the machine and its load at the time, not of the variant alone."""
+    present = [spec for spec in experiment.runs + experiment.expensive if spec in specs]
+    if not any(specs[spec]["train_img_s"] is not None and not pd.isna(specs[spec]["train_img_s"]) for spec in present):
+        return None
+    rows = [{"spec": spec, "params": specs[spec]["params"], "macs": specs[spec]["macs"],
+             "train_img_s": specs[spec]["train_img_s"], "devices": specs[spec]["devices"]} for spec in present]
+    shown = [{"spec": f"`{row['spec']}`", f"MACs ({context.pixels})": f"{row['macs'] / 1e6:.1f}M",
+              "train img/s (median over seeds; load-dependent)": _fmt(row["train_img_s"], 0),
+              "device": row["devices"] or ""} for row in rows]
+    return Table(f"{experiment.key}_cost", "Cost: multiply-adds and the throughput measured during training "
+                 "(depends on machine load, see the notes)", pd.DataFrame(rows), pd.DataFrame(shown))
+
+
+def comparison_panels(order: list[str], specs: dict[str, dict]) -> dict[str, list[str]]:
+    """The specs grouped into figure panels of nets that compare with each other: one per family and depth
+    (ResNet-32's options apart from ResNet-56's), one panel in all when they share it."""
+    panels: dict[str, list[str]] = {}
+    for spec in order:
+        row = specs[spec]
+        title = "timm nets" if row["family"] == "timm" else f"{int(row['depth'])} layers ({row['family']})"
+        panels.setdefault(title, []).append(spec)
+    return panels
+
+
+def add_comparison_figures(page: Page, experiment, specs: dict[str, dict], curves: pd.DataFrame, out_dir: Path,
+                           context: ReportContext) -> None:
+    """Curves (error against iterations per spec) and the final errors with their seed spread, for any
+    experiment that compares variants; the cost table of the same specs."""
+    order = [spec for spec in experiment.runs + experiment.expensive if spec in specs]
+    table = cost_table(experiment, specs, context)
+    if table is not None:
+        page.tables.append(table)
+        page.notes.append(LOAD_NOTE)
+    if not curves.empty:
+        page.figures.append((f"Training (dashed) and test (bold) error against iterations on {context.where}, mean "
+                             "over seeds, the band ± one std of the test error",
+                             figures.comparison_curves(curves, comparison_panels(order, specs),
+                                                       out_dir / f"{experiment.key}_curves.png", context.where,
+                                                       label=context.label)))
+    else:
+        page.notes.append("No finished runs yet: the curves appear when one finishes.")
+    estimates = {spec: stats.estimate(specs[spec]["test_errors"]) for spec in order}
+    if any(estimate.n for estimate in estimates.values()):
+        page.figures.append((f"Final test error per spec on {context.where}: the mean, its 95% confidence interval, "
+                             "and each seed as a dot",
+                             figures.error_intervals({spec: specs[spec]["test_errors"] for spec in order}, estimates,
+                                                     out_dir / f"{experiment.key}_errors.png", context.where,
+                                                     label=context.label)))
 
 
 def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
@@ -176,6 +237,7 @@ def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
         "there, C projects on every block. The paper's column is ImageNet top-1 error of ResNet-34 (Table 3): "
         "a different dataset and net; compare the direction and size of the differences, not the values."
     )
+    add_comparison_figures(page, experiment, _by_spec(summary), curves, out_dir, context)
     return page
 
 
@@ -203,6 +265,7 @@ def tweaks_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
         f"Bag of Tricks' columns are ImageNet accuracy (higher is better) and GFLOPs at 224x224; ours are error "
         f"(lower is better) and MACs at {context.pixels}."
     )
+    add_comparison_figures(page, experiment, _by_spec(summary), curves, out_dir, context)
     return page
 
 
@@ -220,6 +283,7 @@ def stems_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
         f"strided, in place of the 7x7/2 conv; both are followed by the 3x3/2 max-pool. At {context.pixels} inputs "
         f"both stems downsample 4x, to {_side(context.image_size, 4)}."
     )
+    add_comparison_figures(page, experiment, _by_spec(summary), curves, out_dir, context)
     return page
 
 
@@ -269,8 +333,9 @@ def bottleneck_page(experiment, summary, curves, out_dir: Path, context: ReportC
     page.tables.append(Table("fig5_blocks", "Figure 5 analog: a basic block vs a bottleneck block",
                              pd.DataFrame(block_rows), pd.DataFrame(block_shown)))
     page.notes.append(
-        "MACs are fvcore's multiply-adds of `model.eval()` at batch 1, the paper's FLOPs (§3.3). fvcore skips "
-        "the residual adds and pooling and ignores ReLU, so all columns leave those out. torchvision's and "
+        "MACs are fvcore's multiply-adds of `model.eval()` at batch 1, the paper's FLOPs (§3.3). fvcore counts "
+        "the convs, the fc, batch norm and the global average pool; it skips the residual adds and the max-pool "
+        "(no handler) and ignores ReLU, so all columns leave those out (README: 'Cost of a model'). torchvision's and "
         "timm's ResNet-50/101/152 stride in the 3x3 (ResNet-B): their published 4.1/7.8/11.6 GFLOPs are our "
         "ResNet-B column. Two 3x3 convs at 256-d would have 1,179,648 weights: the bottleneck does the work "
         "of a 256-d block at the cost of a 64-d one (the paper's weight counts: bench/reference/fig5_block_cost.csv)."
@@ -342,14 +407,15 @@ def imagenet_depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame,
     )
     if len(curves):
         path = figures.training_curves(curves, specs, out_dir / "imagenet_depth_curves.png", context.where,
-                                       evaluated="val")
+                                       evaluated="val", label=context.label)
         page.figures.append(("Table 2's figure (Figure 4) analog: training error (dashed) and validation error "
                              "(bold) against iterations; plain nets left, ResNets right", path))
     table = pd.DataFrame(rows)
     published_points = paper.rename(columns={"top1_error": "error"})
     path = figures.depth_vs_error(table, out_dir / "imagenet_depth_vs_error.png", published_points,
                                   paper_label="ResNet (paper, ImageNet 10-crop)",
-                                  title=f"{context.where}: error against depth", ylabel="top-1 error (%)")
+                                  title=f"{context.where}: error against depth", ylabel="top-1 error (%)",
+                                  label=context.label)
     page.figures.append(("Error against depth, plain vs residual, with the paper's ImageNet points (another dataset: "
                          "compare the shape)", path))
     return page
@@ -434,20 +500,7 @@ def compare_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_di
     if table is not None:
         page.tables.append(table)
     page.notes += notes
-    order = [spec for spec in experiment.runs if spec in specs]
-    if not curves.empty:
-        page.figures.append((f"Training (dashed) and test (bold) error against iterations on {context.where}, mean "
-                             "over seeds, the band ± one std of the test error",
-                             figures.comparison_curves(curves, order, out_dir / f"{experiment.key}_curves.png",
-                                                       context.where)))
-    else:
-        page.notes.append("No finished runs yet: the curves appear when one finishes.")
-    estimates = {spec: stats.estimate(specs[spec]["test_errors"]) for spec in order}
-    if any(estimate.n for estimate in estimates.values()):
-        page.figures.append((f"Final test error per spec on {context.where}: the mean, its 95% confidence interval, "
-                             "and each seed as a dot",
-                             figures.error_intervals({spec: specs[spec]["test_errors"] for spec in order}, estimates,
-                                                     out_dir / f"{experiment.key}_errors.png", context.where)))
+    add_comparison_figures(page, experiment, specs, curves, out_dir, context)
     return page
 
 

@@ -85,6 +85,7 @@ def aggregate(runs: pd.DataFrame, num_classes: int, image_size: int = 32) -> pd.
             "test_errors": errors.tolist(),  # per finished seed, for the statistics (stats.py)
             "params": cost.params, "macs": cost.macs,
             "train_img_s": finished.train_img_s.astype(float).median() if len(finished) else None,
+            "devices": ", ".join(sorted({name for name in finished.device if isinstance(name, str)})) or None,
             **_axes(parsed),
         })
     return pd.DataFrame(out)
