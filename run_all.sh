@@ -16,7 +16,7 @@ VENV="$REPO/.venv"
 STAMP="$VENV/.installed-from"
 
 usage() {
-    sed -n '2,9p' "$REPO/run_all.sh" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$REPO/run_all.sh" | sed 's/^# \{0,1\}//'
 }
 
 find_python() {

@@ -158,7 +158,7 @@ class Tracker:
             self.run = wandb.init(
                 project=PROJECT, id=wandb_id, name=name, group=group, tags=tags, config=wandb_config(config),
                 job_type=job_type, dir=str(directory), mode=mode, resume="allow",
-                settings=wandb.Settings(console="off", quiet=True),
+                settings=wandb.Settings(console="off", silent=True),
             )
             define_metrics(self.run)
             # A run W&B resumed server-side (online) keeps its steps; it drops any below `starting_step` (its
@@ -263,13 +263,16 @@ def upload_report(mode: str | None, name: str, tables: dict, images: dict, direc
 
         directory.mkdir(parents=True, exist_ok=True)
         run = wandb.init(project=PROJECT, job_type="report", name=name, id=wandb_id, resume="allow", config=config,
-                         dir=str(directory), mode=mode, settings=wandb.Settings(console="off", quiet=True))
+                         dir=str(directory), mode=mode, settings=wandb.Settings(console="off", silent=True))
         for key, frame in tables.items():
             clean = frame.astype(object).where(frame.notna(), None)
             run.log({f"tables/{key}": wandb.Table(dataframe=clean)})
         for key, path in images.items():
             run.log({f"figures/{key}": wandb.Image(str(path))})
+        where = run.dir if mode == "offline" else run.url
         run.finish()
+        if not quiet:
+            print(f"W&B ({mode}): report uploaded as run {wandb_id}: {where}")
     except Exception as error:
         warn(f"W&B report upload failed ({type(error).__name__}: {error}); the report files are complete")
         return

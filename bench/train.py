@@ -380,7 +380,7 @@ def _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results
         code, config = None, {}
         if world.main:
             source = provenance.source_of(exclude=(Path(results_dir), Path(data_dir)))
-            config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir, source)
+            config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir, source, checkpoint)
             config["dataset"]["placement"] = placement
             code = provenance.version(config)
             if checkpoint and checkpoint.get("source_version", code) != code:
@@ -438,7 +438,8 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
     test = _placed(data.test, device, placement)
     val = _placed(data.val, device, placement) if data.val is not None else None
     # the intermediate evaluations' share of each split (the final one takes all), as config.json records it
-    test_subset, val_subset = plan.eval_images(len(test)), plan.eval_images(len(val)) if val is not None else 0
+    evaluation = _evaluation(data, plan, checkpoint)
+    test_subset, val_subset = evaluation["intermediate_test_images"], evaluation.get("intermediate_val_images", 0)
     loader, optimizer = path.loader, path.optimizer
 
     iteration, warmup_end, train_seconds, wall_before = 0, None, 0.0, 0.0
@@ -513,7 +514,7 @@ def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe
                         "warmup_end": warmup_end, "train_seconds": train_seconds,
                         "wall_seconds": wall_before + time.perf_counter() - started,
                         "rng_cpu": torch.get_rng_state(), "execution": execution.describe(),
-                        "wandb_id": tracker.wandb_id, "source_version": code,
+                        "wandb_id": tracker.wandb_id, "source_version": code, "evaluation": evaluation,
                     })
                     record.write_summary(summary("running"))
                 segment_start = time.perf_counter()
@@ -594,7 +595,7 @@ def _tags(spec, dataset: str, plan: recipes.Recipe) -> list[str]:
 
 
 def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, plan: recipes.Recipe, seed: int,
-            execution: Execution, data_dir, source: provenance.Source) -> dict:
+            execution: Execution, data_dir, source: provenance.Source, checkpoint: dict | None = None) -> dict:
     import timm
     import torchvision
     import wandb
@@ -613,7 +614,7 @@ def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, 
             **data.details,
         },
         "recipe": plan.to_dict(),
-        "evaluation": _evaluation(data, plan),
+        "evaluation": _evaluation(data, plan, checkpoint),
         "seed": seed,
         "execution": execution.describe(),
         "versions": {
@@ -626,12 +627,21 @@ def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, 
     }
 
 
-def _evaluation(data: datasets.Data, plan: recipes.Recipe) -> dict:
-    """What each evaluation measured: how many images of the test (and validation) split the intermediate
-    points used (the first ones in stored order, a fixed shuffle: recipe.eval_images) and the final one."""
-    described = {"intermediate_test_images": plan.eval_images(len(data.test)), "final_test_images": len(data.test)}
+def _evaluation(data: datasets.Data, plan: recipes.Recipe, checkpoint: dict | None = None) -> dict:
+    """What each evaluation measures: how many images of the test (and validation) split the intermediate
+    points use (the first ones in stored order, a fixed shuffle: recipe.eval_images) and the final one.
+
+    A resumed run keeps what its checkpoint says, so that one record's curve is measured one way throughout;
+    a checkpoint written before the rule existed used the recipe's `eval_subset`, or all images."""
+    if checkpoint and "evaluation" in checkpoint:
+        return checkpoint["evaluation"]
+
+    def intermediate(size: int) -> int:
+        return (min(plan.eval_subset or size, size) if checkpoint else plan.eval_images(size))
+
+    described = {"intermediate_test_images": intermediate(len(data.test)), "final_test_images": len(data.test)}
     if data.val is not None:
-        described |= {"intermediate_val_images": plan.eval_images(len(data.val)), "final_val_images": len(data.val)}
+        described |= {"intermediate_val_images": intermediate(len(data.val)), "final_val_images": len(data.val)}
     return described
 
 

@@ -82,6 +82,7 @@ def test_every_comparison_experiment_has_curves_and_final_errors_and_a_separate_
         assert (out_dir / f"{key}_curves.png").stat().st_size > 10_000
         cost = pd.read_csv(out_dir / f"{key}_cost.csv")
         assert set(cost.columns) == {"spec", "params", "macs", "train_img_s", "devices"}
+        assert "train_img_s" not in pd.read_csv(out_dir / f"{key}.csv").columns  # nor in the errors' CSV
         assert "depends on the device and on what else the machine ran" in page
         main = page.split("## Cost")[0]
         assert "img/s" not in main  # the error table itself carries no throughput

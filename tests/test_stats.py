@@ -1,6 +1,8 @@
 """Is a difference real: the statistics against hand-computed values, the baselines each report compares with,
 the tables with one seed, and `bench compare` end to end on tiny data."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from PIL import Image
@@ -66,6 +68,14 @@ def test_each_report_compares_with_its_papers_baseline():
     assert pairs["tweaks"] == {"resnet50b": "resnet50", "resnet50c": "resnet50", "resnet50d": "resnet50"}
     # ResNet-C is ResNet-B with the deep stem: its 7x7 twin is ResNet-B, not the original
     assert pairs["stems"] == {"resnet18c": "resnet18", "resnet50c": "resnet50b"}
+
+
+def test_a_cifar_nets_deep_stem_compares_with_its_3x3_stem():
+    experiment = suites.Experiment("stems", "t", "stems", ("resnet20", "resnet20(stem=deep)"))
+    specs = {row["spec"]: row for row in aggregate(load_runs("/nonexistent", suites.expand(
+        suites.Suite("s", "cifar10", Path("s.toml"), {"stems": experiment}, "paper"), "paper", 1.0, 1)),
+        10).to_dict("records")}
+    assert pages.baselines(experiment, specs) == {"resnet20(stem=deep)": "resnet20"}
 
 
 def comparison(errors: dict[str, list[float]]):

@@ -372,3 +372,40 @@ def test_a_run_records_the_evaluation_subset_and_ends_on_the_whole_test_set(tmp_
     config = json.loads(outcome.record.config_path.read_text())
     assert config["evaluation"] == {"intermediate_test_images": 50, "final_test_images": 100}
     assert outcome.summary["test_error"] == outcome.record.metrics()[-1]["test/error"]
+
+
+def test_a_resumed_run_keeps_the_evaluation_subset_of_its_checkpoint(tmp_path, tiny_cifar10, monkeypatch):
+    root, _ = tiny_cifar10
+    monkeypatch.setattr(recipes, "EVAL_IMAGES_FLOOR", 30)
+    plan = replace(recipes.RECIPES["paper"], iterations=8, milestones=(4, 6), batch_size=32, log_every=2,
+                   checkpoint_every=4, eval_points=4, scale=0.05)
+    limits, real_append = [], RunRecord.append_metrics
+    evaluate = train.TrainingPath.evaluate
+    monkeypatch.setattr(train.TrainingPath, "evaluate",
+                        lambda self, split, limit=0: (limits.append(limit), evaluate(self, split, limit))[1])
+
+    def run():
+        return train.run(TINY_NET, dataset="cifar10", data_dir=root, recipe=plan, results_dir=tmp_path,
+                         execution=train.Execution(torch.device("cpu")), download=False, quiet=True,
+                         wandb_mode="disabled")
+
+    def killed_at_6(self, row):
+        if row["iteration"] == 6:  # after the checkpoint at 4
+            raise KeyboardInterrupt
+        real_append(self, row)
+
+    monkeypatch.setattr(RunRecord, "append_metrics", killed_at_6)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(RunRecord, "append_metrics", real_append)
+    # a checkpoint from the code before the rule: no "evaluation" in it, so every point used the whole set
+    (path,) = tmp_path.glob("runs/*/checkpoint.pt")
+    state = torch.load(path, weights_only=False)
+    assert state["evaluation"]["intermediate_test_images"] == 50
+    del state["evaluation"]
+    torch.save(state, path)
+    limits.clear()
+    outcome = run()
+    assert limits == [100, 0]  # iteration 6 on all 100 images as before the checkpoint, then the final one
+    config = json.loads(outcome.record.config_path.read_text())
+    assert config["evaluation"] == {"intermediate_test_images": 100, "final_test_images": 100}

@@ -150,7 +150,7 @@ def _variant_rows(experiment, specs: dict[str, dict], page_axes: tuple[str, ...]
     for spec, row in present:
         axes = {axis: row[axis] for axis in AXES if axis != "layers"}
         rows.append({"spec": spec, **axes, "blocks_per_stage": "-".join(map(str, row["layers"] or [])) or None,
-                     "params": row["params"], "macs": row["macs"], "train_img_s": row["train_img_s"],
+                     "params": row["params"], "macs": row["macs"],
                      "test_error_mean": row["test_error_mean"], "test_error_std": row["test_error_std"],
                      "seeds": row["finished"]})
         cells = {"spec": f"`{spec}`"}
@@ -206,7 +206,8 @@ def add_comparison_figures(page: Page, experiment, specs: dict[str, dict], curve
     if not curves.empty:
         page.figures.append((f"Training (dashed) and test (bold) error against iterations on {context.where}, mean "
                              "over seeds, the band ± one std of the test error",
-                             figures.comparison_curves(curves, comparison_panels(order, specs),
+                             figures.comparison_curves(curves, {"": order} if experiment.report == "compare"
+                                                       else comparison_panels(order, specs),
                                                        out_dir / f"{experiment.key}_curves.png", context.where,
                                                        label=context.label)))
     else:
@@ -425,8 +426,8 @@ def imagenet_depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame,
 
 # The baseline each report kind compares a variant with: the spec of the same family and depth whose axis has
 # this value (plain at each depth, the original ResNet-50, option A, the 7x7 stem). "compare": the first spec.
-BASELINES = {"depth": ("plain", True), "imagenet_depth": ("plain", True), "shortcuts": ("shortcut", "A"),
-             "tweaks": ("tweak", "none"), "stems": ("stem", "7x7")}
+BASELINES = {"depth": ("plain", (True,)), "imagenet_depth": ("plain", (True,)), "shortcuts": ("shortcut", ("A",)),
+             "tweaks": ("tweak", ("none",)), "stems": ("stem", ("7x7", "3x3"))}  # 3x3: the CIFAR nets' stem
 NO_CLAIM = ("One seed per spec: no claim of a difference can be made. Train with `--seeds 3` or more for "
             "confidence intervals and Welch's t-test.")
 
@@ -436,13 +437,13 @@ def baselines(experiment, specs: dict[str, dict]) -> dict[str, str]:
     present = [spec for spec in experiment.runs + experiment.expensive if spec in specs]
     if experiment.report == "compare":
         return {spec: present[0] for spec in present[1:]} if present else {}
-    axis, value = BASELINES[experiment.report]
+    axis, values = BASELINES[experiment.report]
     pairs = {}
     for spec in present:
         row = specs[spec]
-        if row["family"] == "timm" or row[axis] == value:
+        if row["family"] == "timm" or row[axis] in values:
             continue
-        candidates = [other for other in present if specs[other][axis] == value
+        candidates = [other for other in present if specs[other][axis] in values
                       and (specs[other]["family"], specs[other]["depth"]) == (row["family"], row["depth"])]
         if candidates:  # the one that differs from the variant in the fewest axes
             pairs[spec] = min(candidates, key=lambda other: sum(
@@ -496,11 +497,11 @@ def compare_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_di
     specs = _by_spec(summary)
     rows, shown = _variant_rows(experiment, specs, page_axes=(), context=context)
     page.tables.append(Table(experiment.key, f"The specs on {context.where}", pd.DataFrame(rows), pd.DataFrame(shown)))
-    table, notes = comparison_table(experiment, summary)
+    add_comparison_figures(page, experiment, specs, curves, out_dir, context)
+    table, notes = comparison_table(experiment, summary)  # last, as build() appends it to the other pages
     if table is not None:
         page.tables.append(table)
     page.notes += notes
-    add_comparison_figures(page, experiment, specs, curves, out_dir, context)
     return page
 
 

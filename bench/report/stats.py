@@ -3,7 +3,7 @@
 The papers report single runs or mean ± std over a few seeds (He et al. Table 6: "best (mean ± std) over 5
 runs" for ResNet-110), and the differences the suite measures are often tenths of a point. So each variant
 is compared with its experiment's baseline (residual against plain at the same depth, ResNet-B/C/D against
-the original, shortcut B/C against A, the deep stem against 7x7, or the first spec of `bench compare`):
+the original, shortcut B/C against A, the deep stem against 7x7 (a CIFAR net's against 3x3), or the first spec of `bench compare`):
 
 - per spec: n finished seeds, mean, sample std and the 95% confidence interval of the mean (Student's t);
 - per variant: the difference of means (baseline minus variant: positive is better, errors fall), its 95%
