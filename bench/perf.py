@@ -290,13 +290,12 @@ def _standard_data(data: datasets.Data, s: Settings, batches_count: int) -> floa
 
 def _suite_data(path: train.TrainingPath, s: Settings, batches_count: int) -> float:
     batches = _suite_batches(path.loader)
-    execution = path.execution
-    path.normalizer(next(batches)[0], execution.memory_format)
+    path.inputs(next(batches)[0])
 
     def fetch():
         for _ in range(batches_count):
             images, _ = next(batches)
-            path.normalizer(images, execution.memory_format)
+            path.inputs(images)
 
     return batches_count * s.batch_size / _timed(s.device, fetch)
 

@@ -146,7 +146,11 @@ class TrainingPath:
         self.stream = not datasets.loader.resident(data.train, device, placement)
         train_split = data.train if self.stream else data.train.to(device)
         self.normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
-        self.loader = datasets.EpochLoader(train_split, plan.batch_size, seed, data.augmentation,
+        # where the augmentation can normalise as it crops (ImageNet-resolution data on the CPU), it does
+        fused = getattr(data.augmentation, "normalizing", lambda *_: None)(self.normalizer, execution.memory_format,
+                                                                          device)
+        self.normalized_by_loader = fused is not None
+        self.loader = datasets.EpochLoader(train_split, plan.batch_size, seed, fused or data.augmentation,
                                            stream=self.stream, device=device, part=(world.rank, world.size))
         if world.parallel:
             from torch.nn.parallel import DistributedDataParallel
@@ -164,7 +168,7 @@ class TrainingPath:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.execution.autocast():
-            logits = self.forward(self.normalizer(images, self.execution.memory_format))
+            logits = self.forward(self.inputs(images))
             loss = F.cross_entropy(logits, labels, label_smoothing=self.plan.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -172,6 +176,10 @@ class TrainingPath:
         self.loss_sum += loss.detach().float() * len(labels)
         self.wrong += (logits.detach().argmax(1) != labels).sum()
         self.seen += len(labels)
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """A training batch as the network takes it: normalised here, unless the loader did it as it cropped."""
+        return images if self.normalized_by_loader else self.normalizer(images, self.execution.memory_format)
 
     @property
     def images_seen(self) -> int:

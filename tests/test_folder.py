@@ -188,6 +188,45 @@ def test_resized_crops_are_exact_for_given_boxes():
     torch.testing.assert_close(out[2], F.avg_pool2d(images[2:3, :, 8:40, 4:36].float(), 2)[0])
 
 
+def test_fused_cpu_crops_equal_the_crops_then_the_normaliser():
+    images = torch.randint(0, 256, (12, 3, 40, 40), dtype=torch.uint8)
+    crop = augment.ResizedCrop(stored_size=40, size=32, scale=(0.1, 1.0), ratio=(3 / 4, 4 / 3))
+    boxes, flips = crop.draw(12, torch.Generator().manual_seed(1))
+    # beside random boxes: the whole image, a box past no edge but touching two, a box on pixel edges
+    boxes[:3] = torch.tensor([[0.0, 0.0, 40.0, 40.0], [30.5, 29.0, 40.0, 40.0], [8.0, 4.0, 40.0, 36.0]])
+    index = torch.tensor([5, 0, 11, 3, 3, 7, 1, 2, 9, 10, 4, 6])
+    normalizer = data.Normalizer(images, "channel")
+    for layout in (torch.channels_last, torch.contiguous_format):
+        fused = crop.normalizing(normalizer, layout, torch.device("cpu"))
+        assert fused is not None and fused.describe() == crop.describe()
+        expected = normalizer(crop.apply(images[index], boxes, flips), layout)
+        out = fused.apply_to(images, index, boxes, flips)
+        assert out.is_contiguous(memory_format=layout) and out.dtype == torch.float32
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-4)
+        assert torch.equal(fused.apply(images[index], boxes, flips), out)  # gathered first: the same values
+    # the network's input comes from the loader, and the training path does not normalise it again
+    loader = EpochLoader(data.Split(images, torch.zeros(12, dtype=torch.long)), 4, 0, fused)
+    batch, _ = next(loader.batches(0))
+    assert batch.dtype == torch.float32 and -3 < batch.mean() < 3
+    assert crop.normalizing(normalizer, torch.channels_last, torch.device("meta")) is None  # CUDA: not fused
+
+
+def test_without_a_compiler_the_crops_are_normalised_apart(monkeypatch, capsys):
+    from torch.utils import cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("Error building extension: g++ not found")
+
+    monkeypatch.setattr(augment, "_FUSED", [])
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    images = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8)
+    crop = augment.ResizedCrop(stored_size=40, size=32, scale=(0.1, 1.0), ratio=(3 / 4, 4 / 3))
+    assert crop.normalizing(data.Normalizer(images, "channel"), torch.channels_last, torch.device("cpu")) is None
+    assert capsys.readouterr().err.endswith("warning: the fused crop kernel could not be built (RuntimeError); "
+                                            "cropping and normalising in separate passes, slower\n")
+    assert augment._fused_kernel() is None and capsys.readouterr().err == ""  # said once
+
+
 def test_drawn_boxes_respect_the_scale_and_ratio_ranges():
     crop = augment.ResizedCrop(stored_size=160, size=128, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3))
     boxes, flips = crop.draw(5000, torch.Generator().manual_seed(0))

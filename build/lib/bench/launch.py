@@ -1,0 +1,275 @@
+"""Launchers: where the suite's training runs execute. The scheduler (suite.py) decides what to train and
+reports progress; a launcher only starts one `python -m bench train ...` child with its log, says whether it
+has ended and with which exit status, and stops it.
+
+- `local` (the default): a child process on this machine per job slot, round-robin over the visible GPUs.
+- `ray`: each run is a Ray task (Ray core) that runs the same child on whichever node Ray picks, with the
+  CPUs and (fractional) GPUs Ray assigns. A task whose worker or node dies is retried by Ray, and the retried
+  child resumes from the run's last checkpoint, so records are those of an uninterrupted run. Records must live
+  where every node sees them: `prepare()` has a task on each node write a probe file that this driver must see.
+
+Either way the child is the same command, so run ids, records and exit statuses do not depend on the launcher.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from .errors import UserError
+
+BACKENDS = ("local", "ray")
+STOP_GRACE_SECONDS = 30  # a child stopped with SIGINT records `interrupted`; it gets this long before a kill
+
+
+class Job(Protocol):
+    def poll(self) -> int | None: ...  # the exit status once ended
+    def stop(self) -> None: ...  # ask the child to stop as Ctrl-C would (it records `interrupted`)
+    def wait_stopped(self) -> None: ...  # until it has; killed if it takes longer than the grace period
+
+
+class Launcher(Protocol):
+    name: str
+    slots: list[str]  # the --device of each run in flight
+
+    def prepare(self, results_dir: Path) -> None: ...
+    def submit(self, command: list[str], log_path: Path) -> Job: ...
+    def close(self) -> None: ...
+
+
+def _wait_or_kill(process: subprocess.Popen) -> None:
+    """Give a child told to stop its grace period to record `interrupted`, then make sure it is gone."""
+    try:
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class LocalJob:
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+
+    def wait_stopped(self) -> None:
+        _wait_or_kill(self.process)
+
+
+class LocalLauncher:
+    """Children of this process: `jobs` at a time, each on one device slot."""
+
+    name = "local"
+
+    def __init__(self, jobs: int, device: str):
+        self.slots = devices_for(jobs, device)
+        self.environment = dict(os.environ)
+        if self.slots[0] == "cpu" and jobs > 1:  # N trainings on one CPU share its cores instead of each taking all
+            self.environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+
+    def prepare(self, results_dir: Path) -> None:
+        pass
+
+    def submit(self, command: list[str], log_path: Path) -> LocalJob:
+        with open(log_path, "a") as log:  # a retry keeps the failed attempt's log
+            return LocalJob(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, env=self.environment))
+
+    def close(self) -> None:
+        pass
+
+
+def default_jobs(device: str) -> int:
+    """One training per visible GPU when training on CUDA; one on CPU (a run already uses every core)."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 1
+
+
+def devices_for(jobs: int, device: str) -> list[str]:
+    """The --device of each job slot: round-robin over the visible GPUs when the device is auto/cuda."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return [f"cuda:{slot % torch.cuda.device_count()}" for slot in range(jobs)]
+    return ["cpu" if device == "auto" else device] * jobs
+
+
+# ---- Ray ----------------------------------------------------------------------------------------------------
+
+RAY_RETRIES = 3  # attempts after the first when a task's worker process or node dies
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed when the Ray worker that started it dies, so that a retried task
+    never meets a stale trainer of the same run (the kernel then releases the run's lock at once)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _train_in_child(command: list[str], log_path: str, threads: int) -> int:
+    """A Ray task: the training child on this node, with this node's Python; returns its exit status.
+    Cancelling the task (KeyboardInterrupt here) stops the child as Ctrl-C would, so it records `interrupted`."""
+    import ray
+
+    environment = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    with open(log_path, "a") as log:
+        context = ray.get_runtime_context()
+        log.write(f"[ray] node {context.get_node_id()} worker pid {os.getpid()} "
+                  f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}\n")
+        log.flush()
+        process = subprocess.Popen([sys.executable, *command[1:]], stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=environment, preexec_fn=_die_with_parent)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGINT)
+            _wait_or_kill(process)
+            raise
+
+
+def _write_probe(directory: str, name: str) -> None:
+    """A Ray task pinned to one node: write a probe file into the results folder as that node sees it."""
+    import ray
+
+    Path(directory, name).write_text(ray.get_runtime_context().get_node_id())
+
+
+class RayJob:
+    def __init__(self, reference):
+        self.reference = reference
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        import ray
+
+        if self.returncode is None:
+            ready, _ = ray.wait([self.reference], timeout=0)
+            if ready:
+                try:
+                    self.returncode = ray.get(self.reference)
+                except Exception:  # retries exhausted, or cancelled: the scheduler reads the run's record
+                    self.returncode = -1
+        return self.returncode
+
+    def stop(self) -> None:
+        import ray
+
+        if self.poll() is None:
+            ray.cancel(self.reference)  # KeyboardInterrupt in the task, which passes SIGINT to the child
+
+    def wait_stopped(self) -> None:
+        import ray
+
+        ready, _ = ray.wait([self.reference], timeout=STOP_GRACE_SECONDS + 5)
+        if not ready:
+            ray.cancel(self.reference, force=True)
+
+
+class RayLauncher:
+    """Runs on a Ray cluster (`address`: "auto", HOST:PORT, or None for a Ray instance of this process)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, device: str = "auto", gpus_per_run: float | None = None,
+                 cpus_per_run: float | None = None, jobs: int | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise UserError("--backend ray needs Ray: pip install -e \".[ray]\" (or pip install ray)") from None
+        if gpus_per_run is not None and gpus_per_run < 0:
+            raise UserError(f"--gpus-per-run {gpus_per_run:g} is not allowed: it must be at least 0")
+        if gpus_per_run and device == "cpu":
+            raise UserError(f"--gpus-per-run {gpus_per_run:g} with --device cpu: leave one of them out")
+        if cpus_per_run is not None and cpus_per_run <= 0:
+            raise UserError(f"--cpus-per-run {cpus_per_run:g} is not allowed: it must be more than 0")
+        self.started_ray = False
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                raise UserError(f"--ray-address {address}: cannot connect to a Ray cluster ({error}); start one "
+                                f"with `ray start --head`, or leave --ray-address out for a local one") from None
+            self.started_ray = True
+        nodes = [node for node in ray.nodes() if node["Alive"]]
+        self.nodes = nodes
+        total_gpus = ray.cluster_resources().get("GPU", 0)
+        if gpus_per_run is None:  # with --device auto, a GPU per run where the cluster has GPUs
+            gpus_per_run = 1.0 if total_gpus and device != "cpu" else 0.0
+        if device == "cuda" and not gpus_per_run:
+            self.close()
+            raise UserError("--device cuda: the Ray cluster has no GPUs" if not total_gpus else
+                            "--device cuda needs --gpus-per-run above 0")
+        if cpus_per_run is None:  # on CPUs a run uses a whole machine, as locally; beside a GPU, one core
+            cpus_per_run = 1.0 if gpus_per_run else min(node["Resources"].get("CPU", 1) for node in nodes)
+        self.threads = max(1, math.floor(cpus_per_run))  # the child's OMP_NUM_THREADS
+        if gpus_per_run > total_gpus:
+            self.close()
+            raise UserError(f"--gpus-per-run {gpus_per_run:g}: the Ray cluster has {total_gpus:g} GPUs")
+        capacity = sum(math.floor(node["Resources"].get("CPU", 0) / cpus_per_run + 1e-9) for node in nodes)
+        if gpus_per_run:
+            capacity = min(capacity, sum(math.floor(node["Resources"].get("GPU", 0) / gpus_per_run + 1e-9)
+                                         for node in nodes))
+        if capacity < 1:
+            self.close()
+            raise UserError(f"--cpus-per-run {cpus_per_run:g}: no node of the Ray cluster has that many CPUs")
+        # as many runs in flight as the cluster can hold at once; Ray picks the node and the GPU of each
+        self.slots = ["cuda" if gpus_per_run else "cpu"] * (jobs or capacity)
+        self.task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=RAY_RETRIES,
+                               retry_exceptions=False)(_train_in_child)
+
+    def prepare(self, results_dir: Path) -> None:
+        """Stop unless every node writes into the results folder that this driver reads."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        directory = Path(results_dir).resolve()
+        directory.mkdir(parents=True, exist_ok=True)
+        probes = {}
+        for node in self.nodes:
+            name = f".ray-probe-{uuid.uuid4().hex}"
+            strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            task = ray.remote(num_cpus=0, max_retries=0)(_write_probe).options(scheduling_strategy=strategy)
+            probes[name] = (node["NodeManagerAddress"], task.remote(str(directory), name))
+        for name, (address, reference) in probes.items():
+            try:
+                ray.get(reference, timeout=120)
+            except Exception as error:
+                cause = getattr(error, "cause", None) or error
+                raise UserError(f"--results-dir {directory} cannot be written from Ray node {address} "
+                                f"({type(cause).__name__}: {cause}); the Ray backend needs a results folder that "
+                                f"every node mounts at the same path") from None
+            probe = directory / name
+            if not probe.exists():
+                raise UserError(f"--results-dir {directory} is not shared with Ray node {address}: a file it wrote "
+                                f"there is not visible here; the Ray backend needs a results folder that every "
+                                f"node mounts at the same path (NFS or similar)")
+            probe.unlink()
+
+    def submit(self, command: list[str], log_path: Path) -> RayJob:
+        return RayJob(self.task.remote(command, str(Path(log_path).resolve()), self.threads))
+
+    def close(self) -> None:
+        import ray
+
+        if self.started_ray:
+            ray.shutdown()
+            self.started_ray = False

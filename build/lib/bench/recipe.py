@@ -1,0 +1,270 @@
+"""Training recipes as data: the paper's CIFAR schedule (§4.2), its ImageNet schedule (§3.4), Bag of Tricks'
+training (§3-§5 of He et al. 2018) and a smoke-sized one for tests.
+
+The paper counts iterations, not epochs: lr 0.1, divided by 10 at 32k and 48k iterations, stop at 64k,
+batch 128, SGD momentum 0.9, weight decay 1e-4. Nets of 110 layers and more start at lr 0.01 until the
+training error is below 80% (about 400 iterations), then go back to 0.1. `scaled(F)` multiplies every
+iteration count by F, keeping the schedule's shape, so a quick look and a full run are the same recipe.
+
+The ImageNet recipes count epochs of the training split instead (`epochs`, `milestone_epochs`): `bound(n)`
+turns them into iterations once the data is known, so one recipe serves ImageNet and a folder of any size.
+A recipe is written for one size of dataset; `get(name, scale, dataset)` applies what changes on another
+(`BUDGETS`: Imagenette trains the same recipes for 20 epochs at 128 px, as fast.ai's leaderboard does).
+
+Every field that decides what a run computes is part of its run id (`identity()`); fields that only set how
+often something happens without changing any recorded number (the checkpoint interval) are recorded in
+config.json but left out of the id, so changing them finds the same finished runs.
+
+Evaluations before the last one may use a fixed part of the test split (`eval_images`): at small scales the
+same number of evaluations would otherwise cost as much as the training. The last is always the whole split.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import ClassVar
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    iterations: int = 64_000
+    milestones: tuple[int, ...] = (32_000, 48_000)
+    batch_size: int = 128
+    lr: float = 0.1
+    lr_decay: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    # The paper's warm-up for very deep nets: lr `warmup_lr` while training error >= `warmup_until_error`,
+    # for at most `warmup_iterations`, on nets of at least `warmup_min_depth` layers.
+    warmup_min_depth: int = 110
+    warmup_lr: float = 0.01
+    warmup_until_error: float = 0.8
+    warmup_iterations: int = 400
+    normalize: str = "pixel"  # "pixel": the paper's per-pixel mean subtraction; "channel": mean/std per channel
+    val_size: int = 0  # images held out of training as a validation split (the paper's is 5000)
+    log_every: int = 100  # iterations between training-metric records (each one host sync)
+    eval_points: int = 16  # evaluations of test (and val) error over the run, besides the final one
+    eval_subset: int = 0  # evaluate intermediate points on this many test images (0: see `eval_images`)
+    checkpoint_every: int = 2_000  # iterations between checkpoints: a cadence, not part of the run id
+    scale: float = 1.0
+    # ---- fields added for ImageNet-resolution training; at these defaults a recipe is what it was before ----
+    epochs: float = 0.0  # > 0: the schedule counts epochs of the training split (see `bound`), not iterations
+    milestone_epochs: tuple[float, ...] = ()
+    schedule: str = "step"  # "step": lr x lr_decay at each milestone; "cosine": half a cosine from lr to 0
+    lr_warmup_epochs: float = 0.0  # linear warm-up from 0 to lr over this many epochs (Bag of Tricks §3.1)
+    lr_warmup_iterations: int = 0  # the same in iterations (`bound` sets it from the epochs)
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    no_bn_decay: bool = False  # no weight decay on BN weights and biases, nor on any bias (Bag of Tricks §3.1)
+    zero_init: bool = False  # start every block's last BN at gamma = 0, as the variant axis zero_init does
+    image_size: int = 0  # training and evaluation crop in pixels; 0: the dataset's own (CIFAR: 32)
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # random-resized-crop: range of the crop's share of the area
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # random-resized-crop: range of the crop's aspect ratio
+
+    # Fields that change when something happens but no recorded number: recorded, not hashed.
+    CADENCE_FIELDS: ClassVar[tuple[str, ...]] = ("checkpoint_every",)
+    # Fields added after the first records: recorded and hashed only when set away from their default, so that
+    # the records and ids of runs recorded before they existed stay the same.
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = (
+        "epochs", "milestone_epochs", "schedule", "lr_warmup_epochs", "lr_warmup_iterations", "nesterov",
+        "label_smoothing", "no_bn_decay", "zero_init", "image_size", "crop_scale", "crop_ratio",
+    )
+    SCHEDULES: ClassVar[tuple[str, ...]] = ("step", "cosine")
+
+    def __post_init__(self) -> None:
+        if self.schedule not in self.SCHEDULES:
+            raise UserError(f"schedule={self.schedule} is not allowed; choose one of: {', '.join(self.SCHEDULES)}")
+        if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise UserError(f"crop_scale={self.crop_scale} is not allowed: it needs 0 < low <= high <= 1")
+        if self.epochs:
+            if self.epochs < 0:
+                raise UserError(f"epochs={self.epochs} is not allowed: it must be positive")
+            return  # iterations and the cadences are checked by `bound`, once the data is known
+        if self.iterations < 1:
+            raise UserError(f"the recipe has {self.iterations} iterations; it needs at least 1 (is --scale too small?)")
+        if self.log_every < 1:
+            raise UserError(f"log_every={self.log_every} is not allowed: it must be at least 1")
+        if self.checkpoint_every < 1 or self.checkpoint_every % self.log_every:
+            raise UserError(f"checkpoint_every={self.checkpoint_every} is not allowed: it must be a positive multiple "
+                            f"of log_every={self.log_every}, so that checkpoints fall on log points")
+
+    def scaled(self, factor: float) -> "Recipe":
+        """The same schedule stretched or shrunk by `factor` (iterations, milestones, warm-up, checkpoints)."""
+        if not (factor > 0 and math.isfinite(factor)):
+            raise UserError(f"scale {factor} is not allowed: it must be a positive number")
+        if self.epochs:  # iterations and cadences follow in `bound`
+            return replace(self, epochs=self.epochs * factor, scale=self.scale * factor,
+                           milestone_epochs=tuple(m * factor for m in self.milestone_epochs),
+                           lr_warmup_epochs=self.lr_warmup_epochs * factor)
+        log_every = max(1, min(self.log_every, round(self.iterations * factor / 20)))
+
+        def times(value: int) -> int:
+            return max(1, round(value * factor))
+
+        checkpoint_every = max(log_every, times(self.checkpoint_every) // log_every * log_every)
+        return replace(
+            self,
+            iterations=times(self.iterations),
+            milestones=tuple(times(m) for m in self.milestones),
+            warmup_iterations=times(self.warmup_iterations),
+            log_every=log_every,
+            checkpoint_every=checkpoint_every,
+            scale=self.scale * factor,
+        )
+
+    def bound(self, train_images: int) -> "Recipe":
+        """The recipe in iterations for a training split of `train_images` (itself if it counts iterations):
+        epochs x (train_images // batch_size) iterations, milestones and warm-up likewise, and the log and
+        checkpoint intervals fitted to the run's length as `scaled` fits them."""
+        if not self.epochs:
+            return self
+        steps = train_images // self.batch_size
+        if steps < 1:
+            raise UserError(f"batch size {self.batch_size} is larger than the {train_images} training images")
+        iterations = max(1, round(self.epochs * steps))
+        log_every = max(1, min(self.log_every, iterations // 20))
+        checkpoint_every = self.checkpoint_every
+        if self.name in RECIPES and checkpoint_every == RECIPES[self.name].checkpoint_every:
+            # the recipe's own interval, written for ImageNet: a short run (Imagenette's 180 to 2,880
+            # iterations) would otherwise finish before its first checkpoint; at least one each 1/20
+            checkpoint_every = min(checkpoint_every, iterations // 20)
+        return replace(
+            self, epochs=0.0, iterations=iterations,
+            milestones=tuple(max(1, round(m * steps)) for m in self.milestone_epochs),
+            lr_warmup_iterations=round(self.lr_warmup_epochs * steps), lr_warmup_epochs=0.0, log_every=log_every,
+            checkpoint_every=max(log_every, checkpoint_every // log_every * log_every),
+        )
+
+    def lr_at(self, iteration: int, warming_up: bool) -> float:
+        if warming_up:
+            return self.warmup_lr
+        if iteration < self.lr_warmup_iterations:
+            return round(self.lr * (iteration + 1) / self.lr_warmup_iterations, 12)
+        if self.schedule == "cosine":
+            done = (iteration - self.lr_warmup_iterations) / max(1, self.iterations - self.lr_warmup_iterations)
+            return round(0.5 * self.lr * (1 + math.cos(math.pi * done)), 12)
+        # Rounded so that the recorded rates read 0.01 and 0.001, not 0.010000000000000002.
+        return round(self.lr * self.lr_decay ** sum(iteration >= m for m in self.milestones), 12)
+
+    @property
+    def eval_every(self) -> int:
+        """Iterations between evaluations: a multiple of log_every, since evaluations happen at log points."""
+        return max(self.log_every, self.iterations // self.eval_points // self.log_every * self.log_every)
+
+    def eval_images(self, split_size: int) -> int:
+        """How many images of a split of `split_size` the evaluations before the last one use: the first ones
+        in the split's stored order, which is a fixed shuffle (CIFAR's test batch as published; a folder
+        cache's seed-0 permutation), so always the same images. The last evaluation uses the whole split.
+
+        `eval_subset` when the recipe sets it. Otherwise all at scale 1; below, 10 x scale of the split, at
+        least EVAL_IMAGES_FLOOR. The number of evaluations stays the same at any scale while training shrinks:
+        at --scale 0.01 the paper's recipe spent 1,335 of 3,240 s of a CPU run on full test-set evaluations;
+        with 1,000 images they cost a tenth of that, and a point's error is still within about 1.6 points
+        (one standard error at 50%)."""
+        if self.eval_subset:
+            return min(self.eval_subset, split_size)
+        if self.scale >= 1:
+            return split_size
+        return min(split_size, max(EVAL_IMAGES_FLOOR, round(10 * self.scale * split_size)))
+
+    def to_dict(self) -> dict:
+        """The recipe as recorded; a field added after the first records appears only when set away from its
+        default, so the records (and run ids) of recipes that do not use it read as they always did."""
+        fields = asdict(self)
+        for name in self.LATER_FIELDS:
+            if fields[name] == _DEFAULTS[name]:
+                del fields[name]
+        return fields
+
+    def identity(self) -> dict:
+        """The fields that decide what a run computes, for its run id. Cadence fields are set to the value
+        the registered recipe of this name and scale has (removed for other recipes), whatever this recipe
+        says: so ids do not depend on them, and the ids of runs recorded before they were set apart stay
+        the same (those runs were hashed with exactly that value)."""
+        fields = self.to_dict()
+        default = get(self.name, self.scale) if self.name in RECIPES else None
+        for name in self.CADENCE_FIELDS:
+            if default is None:
+                del fields[name]
+            else:
+                fields[name] = getattr(default, name)
+        return fields
+
+
+_DEFAULTS = {name: value.default for name, value in Recipe.__dataclass_fields__.items()}
+EVAL_IMAGES_FLOOR = 1000  # the fewest images an intermediate evaluation of a scaled-down recipe uses
+
+RECIPES = {
+    "paper": Recipe(name="paper"),
+    "smoke": Recipe(
+        name="smoke",
+        iterations=40,
+        milestones=(20, 30),
+        batch_size=64,
+        warmup_iterations=4,
+        log_every=5,
+        eval_points=4,
+        eval_subset=500,
+        checkpoint_every=20,
+    ),
+    # §3.4: SGD, batch 256, lr 0.1 divided by 10 when the error plateaus (here at 30, 60 and 90 of 120 epochs:
+    # the paper's 60e4 iterations of 256 are 120 epochs), momentum 0.9, weight decay 1e-4, no warm-up. The
+    # paper's scale augmentation (a 224 crop of the image resized to a shorter side in [256, 480]) as a
+    # resized crop: square crops covering (224/480)^2 to (224/256)^2 of the image. Colour augmentation and
+    # 10-crop testing are not reproduced.
+    "imagenet": Recipe(
+        name="imagenet", iterations=0, milestones=(), batch_size=256, warmup_iterations=0, normalize="channel",
+        log_every=100, checkpoint_every=500, eval_subset=10_000, epochs=120, milestone_epochs=(30, 60, 90),
+        image_size=224,
+        crop_scale=(0.22, 0.77), crop_ratio=(1.0, 1.0),
+    ),
+    # Bag of Tricks' baseline with its efficient-training refinements (§3, §5): Nesterov SGD, lr 0.1 x
+    # batch/256 after 5 epochs of linear warm-up, cosine decay over 120 epochs, label smoothing 0.1, no
+    # weight decay on BN and biases, zero-gamma, random-resized crops of 8-100% of the area.
+    "bot": Recipe(
+        name="bot", iterations=0, milestones=(), batch_size=256, warmup_iterations=0, normalize="channel",
+        log_every=100, checkpoint_every=500, eval_subset=10_000, epochs=120, schedule="cosine", lr_warmup_epochs=5,
+        nesterov=True,
+        label_smoothing=0.1, no_bn_decay=True, zero_init=True, image_size=224,
+    ),
+}
+
+# What a recipe becomes on each size of dataset (`DatasetInfo.budget`): the fields that differ from the
+# recipe as written, or the recipe's absence where it does not apply.
+BUDGETS: dict[str, dict[str, dict]] = {
+    "cifar": {"paper": {}, "smoke": {}},
+    # ImageNet itself: the ImageNet recipes as written; the smoke recipe at 64 px.
+    "imagenet": {
+        "imagenet": {}, "bot": {},
+        "smoke": dict(image_size=64, batch_size=32, normalize="channel", crop_scale=(0.35, 1.0)),
+    },
+    # Imagenette / Imagewoof (~9k training images): fast.ai's leaderboard trains 5, 20 or 80 epochs at 128 px;
+    # 20 is scale 1 here (--scale 0.25 and 4 give the others), crops of 35-100% as there.
+    # Intermediate evaluations on 1000 of the 3925 val images (the cache's order is random, so a random
+    # sample; recorded in the recipe); the final one on all.
+    "imagenette": {
+        "imagenet": dict(epochs=20, milestone_epochs=(5, 10, 15), image_size=128, eval_points=10, eval_subset=1000),
+        "bot": dict(epochs=20, lr_warmup_epochs=1, image_size=128, crop_scale=(0.35, 1.0), eval_points=10,
+                    eval_subset=1000),
+        "smoke": dict(image_size=64, batch_size=32, normalize="channel", crop_scale=(0.35, 1.0)),
+    },
+}
+
+
+def get(name: str, scale: float = 1.0, budget: str | None = None, dataset: str | None = None) -> Recipe:
+    """The recipe `name` at `scale`, as it applies to a dataset of the given budget (None: as written);
+    `dataset` only names the dataset in the error when the recipe does not apply to it."""
+    if name not in RECIPES:
+        raise UserError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
+    recipe = RECIPES[name]
+    if budget is not None:
+        allowed = BUDGETS[budget]
+        if name not in allowed:
+            raise UserError(f"recipe {name} does not apply to {dataset or 'this dataset'}; choose one of: "
+                            f"{', '.join(allowed)}")
+        recipe = replace(recipe, **allowed[name])
+    return recipe if scale == 1.0 else recipe.scaled(scale)

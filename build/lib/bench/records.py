@@ -1,0 +1,197 @@
+"""The run records under RESULTS/runs/<run_id>/: the source of truth every report is built from.
+
+    config.json      what was run: spec and its axes, recipe, dataset, seed, device, versions, git commit
+    source.diff      the uncommitted changes of the checkout it ran from, when there were any
+    metrics.jsonl    one JSON object per log or evaluation point (the curves of Figure 6)
+    summary.json     final errors, params, MACs, throughput, peak memory, wall time, and `status`
+    checkpoint.pt    model, optimizer, schedule and data position, for resuming
+
+This module is the only code that writes there. Every JSON file is written to a temporary file and renamed
+into place, so a crash leaves the previous complete version, never half of one. The run id is a readable
+prefix plus a hash of everything that decides the result (spec, dataset, the recipe's `identity()`: all its
+fields but cadences such as the checkpoint interval, and the seed), so the same run asked twice gets the same id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import provenance
+from .errors import UserError
+
+STATUSES = ("running", "interrupted", "failed", "diverged", "finished")
+# Runs in these states are results: asking for them again does nothing unless forced.
+DONE = ("finished", "diverged")
+
+
+def run_id(spec: str, dataset: str, recipe: dict, seed: int) -> str:
+    identity = json.dumps({"spec": spec, "dataset": dataset, "recipe": recipe, "seed": seed}, sort_keys=True)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", spec).strip("-")
+    return f"{readable}_{dataset}_{recipe['name']}-x{recipe['scale']:g}_seed{seed}_{digest}"
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, mode: str):
+    """A temporary file beside `path` that replaces it, flushed to disk, only if the writing succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(mode, dir=path.parent, prefix=f".{path.name}.", delete=False)
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp's files are 0600; records are shared (a team's results folder, Ray nodes): the umask decides
+        os.chmod(handle.name, _file_mode())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def _file_mode() -> int:
+    """The mode a plain `open(path, "w")` would give a new file here: 0666 less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_json(path: Path, value: dict) -> None:
+    with _atomic(path, "w") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:  # only a hand edit can do this: writes are atomic
+        raise UserError(f"{path} is not valid JSON ({error}); repair or delete it, or redo the run with --force") from None
+
+
+class RunRecord:
+    def __init__(self, results_dir: str | os.PathLike, run_id: str):
+        self.run_id = run_id
+        self.dir = Path(results_dir) / "runs" / run_id
+        self.config_path = self.dir / "config.json"
+        self.metrics_path = self.dir / "metrics.jsonl"
+        self.summary_path = self.dir / "summary.json"
+        self.checkpoint_path = self.dir / "checkpoint.pt"
+        self.source_diff_path = self.dir / provenance.DIFF_NAME
+
+    # ---- status --------------------------------------------------------------------------------------------
+    def summary(self) -> dict | None:
+        return read_json(self.summary_path)
+
+    def status(self) -> str | None:
+        summary = self.summary()
+        return summary.get("status") if summary else None
+
+    def write_config(self, config: dict) -> None:
+        write_json(self.config_path, config)
+
+    def write_source_diff(self, diff: str | None) -> None:
+        """The uncommitted changes the run's code has (None: a clean checkout, and no stale diff is left)."""
+        if diff is None:
+            self.source_diff_path.unlink(missing_ok=True)
+            return
+        with _atomic(self.source_diff_path, "w") as handle:
+            handle.write(diff)
+
+    def write_summary(self, summary: dict) -> None:
+        if summary.get("status") not in STATUSES:  # a bug in the writer, caught before it reaches the record
+            raise ValueError(f"status {summary.get('status')!r} is not a run status; one of: {', '.join(STATUSES)}")
+        write_json(self.summary_path, summary)
+
+    # ---- curves ---------------------------------------------------------------------------------------------
+    def append_metrics(self, row: dict) -> None:
+        # NaN and inf are not JSON: a diverged loss is recorded as null (the summary says why).
+        clean = {key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in row.items()}
+        with open(self.metrics_path, "a") as handle:
+            handle.write(json.dumps(clean) + "\n")
+            handle.flush()
+
+    def metrics(self) -> list[dict]:
+        """Complete lines only: a line cut by a crash is not a record."""
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        with open(self.metrics_path) as handle:
+            for line in handle:
+                if line.endswith("\n"):
+                    rows.append(json.loads(line))
+        return rows
+
+    def reset_metrics(self) -> None:
+        """Forget every row (a run starting from its first iteration)."""
+        self.metrics_path.unlink(missing_ok=True)
+
+    def truncate_metrics(self, last_iteration: int) -> None:
+        """Forget rows after `last_iteration` (the resumed checkpoint): they will be recorded again."""
+        kept = [row for row in self.metrics() if row["iteration"] <= last_iteration]
+        with _atomic(self.metrics_path, "w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in kept)
+
+    # ---- checkpoints ------------------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict) -> None:
+        with _atomic(self.checkpoint_path, "wb") as handle:
+            torch.save(state, handle)
+
+    def drop_checkpoint(self) -> None:
+        self.checkpoint_path.unlink(missing_ok=True)
+
+    def load_checkpoint(self) -> dict | None:
+        """The last checkpoint, or None. An unreadable one is reported and set aside, and the run starts over."""
+        if not self.checkpoint_path.is_file():
+            return None
+        try:
+            return torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            aside = self.checkpoint_path.with_name("checkpoint.unreadable.pt")
+            os.replace(self.checkpoint_path, aside)
+            print(f"warning: {self.checkpoint_path} cannot be loaded ({type(error).__name__}: {error}); "
+                  f"moved to {aside.name}, starting this run from the beginning", file=sys.stderr)
+            return None
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run for this process: a second process asking for the same run is refused, not interleaved."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"run {self.run_id} is being trained by another process right now") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def clear(self) -> None:
+        """Remove every record of this run (for --force)."""
+        for path in (self.summary_path, self.metrics_path, self.checkpoint_path, self.config_path, self.source_diff_path):
+            path.unlink(missing_ok=True)
+
+
+class Unwritten(RunRecord):
+    """The record as the ranks other than 0 of a data-parallel run hold it: they train, rank 0 writes."""
+
+    def _nothing(self, *args, **kwargs) -> None:
+        return None
+
+    write_config = write_source_diff = write_summary = append_metrics = reset_metrics = truncate_metrics = _nothing
+    save_checkpoint = drop_checkpoint = clear = _nothing

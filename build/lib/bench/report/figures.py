@@ -1,0 +1,193 @@
+"""Figures of the reports, drawn with seaborn to PNG (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: reports are built on machines without a screen
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .runs import reference  # noqa: E402
+
+FOOTER_ROOM = 0.06  # share of the figure's height kept under the axes for the footer that says how it was produced
+
+
+def _footer(figure, label: str) -> None:
+    """Recipe, scale, seeds and device under the figure, so that a figure copied out of its page still says
+    what it shows; then the layout, leaving the footer its room."""
+    if label:
+        figure.text(0.5, 0.01, label, ha="center", va="bottom", fontsize=8, color="dimgray")
+    figure.tight_layout(rect=(0, FOOTER_ROOM if label else 0, 1, 1))
+
+
+def _say_nothing(axis, text: str) -> None:
+    """An axis without data says so in words, without ticks that would suggest a 0-1 scale."""
+    axis.text(0.5, 0.5, text, transform=axis.transAxes, ha="center", va="center", color="dimgray")
+    axis.set_xticks([])
+    axis.grid(False)
+
+
+def depth_colors(depths) -> dict:
+    """One colour per depth, the same in both panels. Qualitative (seaborn's colour-blind palette), not a
+    sequential one: five depths on viridis put 32, 44 and 56 in three blues a reader cannot tell apart."""
+    depths = sorted(depths)
+    return dict(zip(depths, sns.color_palette("colorblind", len(depths))))
+
+
+def training_curves(curves: pd.DataFrame, specs: dict[str, dict], path: Path, dataset: str = "CIFAR-10",
+                    evaluated: str = "test", label: str = "") -> Path:
+    """Figure 6 of the paper: per depth, training error dashed and test error bold, plain | ResNet panels.
+    A panel without finished runs says so in words instead of drawing empty axes and an empty legend."""
+    frame = curves.copy()
+    frame["depth"] = frame.spec.map(lambda spec: specs[spec]["depth"] if spec in specs else None)
+    frame["net"] = frame.spec.map(lambda spec: "plain" if specs.get(spec, {}).get("plain") else "ResNet")
+    frame = frame.dropna(subset=["depth"])
+    # Mean over seeds at each logged iteration.
+    frame = frame.groupby(["net", "depth", "iteration"], as_index=False)[["train/error", "test/error"]].mean()
+    depths = sorted(frame.depth.unique())
+    palette = depth_colors(depths)
+    sns.set_theme(style="whitegrid", context="notebook")
+    figure, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for axis, net in zip(axes, ("plain", "ResNet")):
+        title = "plain nets" if net == "plain" else "ResNets"
+        part = frame[frame.net == net]
+        if part.empty:
+            _say_nothing(axis, f"no finished {title} yet")
+            axis.set_title(title)
+            continue
+        for depth in depths:
+            lines = part[part.depth == depth].sort_values("iteration")
+            if lines.empty:
+                continue
+            name = f"{'plain' if net == 'plain' else 'ResNet'}-{int(depth)}"
+            axis.plot(lines.iteration, lines["train/error"], "--", color=palette[depth], linewidth=1)
+            tested = lines.dropna(subset=["test/error"])
+            axis.plot(tested.iteration, tested["test/error"], "-", color=palette[depth], linewidth=2.2, label=name)
+        axis.set_title(title)
+        axis.set_xlabel("iteration")
+        # below the panel: error curves fill the upper corners, where a legend inside would hide them
+        axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize=8, frameon=False)
+    axes[0].set_ylabel("error (%)")
+    figure.suptitle(f"Training error (dashed) and {evaluated} error (bold) on {dataset}", fontsize=11)
+    _footer(figure, label)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def depth_vs_error(table: pd.DataFrame, path: Path, paper: pd.DataFrame | None = None,
+                   paper_label: str = "ResNet (paper, 64k iterations)", title: str = "CIFAR-10 test error against depth",
+                   ylabel: str = "test error (%)", label: str = "") -> Path:
+    """Final error against depth: our plain and residual nets (mean ± std) and the paper's points (`paper`:
+    depth, error and net columns; by default Table 6's CIFAR-10 ResNets)."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    for column, name, color in (("plain", "plain (ours)", "tab:red"), ("resnet", "ResNet (ours)", "tab:blue")):
+        part = table.dropna(subset=[f"{column}_error_mean"])
+        if len(part):
+            axis.errorbar(part.depth, part[f"{column}_error_mean"], yerr=part[f"{column}_error_std"].fillna(0),
+                          marker="o", capsize=3, label=name, color=color)
+    if paper is None:
+        paper = reference("cifar10_depth")
+        paper = paper[(paper.source == "He et al. 2015 Table 6")].assign(error=lambda f: f.test_error)
+    paper = paper[paper.depth.isin(table.depth)]
+    for net, color in (("plain", "tab:red"), ("resnet", "black")):
+        points = paper[paper.net == net] if "net" in paper else paper
+        if len(points):
+            name = paper_label if net == "resnet" or "net" not in paper else paper_label.replace("ResNet", "plain")
+            axis.plot(points.depth, points.error, "s--", color=color, label=name, markerfacecolor="white")
+        if "net" not in paper:
+            break
+    axis.set_xscale("log")
+    axis.xaxis.set_minor_formatter(NullFormatter())  # only the depths themselves are labelled
+    axis.set_xticks(sorted(table.depth.unique()))
+    axis.set_xticklabels([str(int(depth)) for depth in sorted(table.depth.unique())])
+    axis.set_xlabel("depth (layers)")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize=8, loc="best")
+    _footer(figure, label)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def comparison_curves(curves: pd.DataFrame, panels: dict[str, list[str]], path: Path, dataset: str,
+                      label: str = "") -> Path:
+    """Per spec: training error dashed, test error bold (mean over seeds) with a ± std band over seeds; one
+    panel per group of specs that compare with each other (`panels`: title -> specs, e.g. one per depth). A
+    spec without finished runs is named in its panel, not drawn."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    figure, axes = plt.subplots(1, len(panels), figsize=(max(8.0, 5.5 * len(panels)), 5.2), sharey=True,
+                                squeeze=False)
+    for axis, (title, order) in zip(axes[0], panels.items()):
+        palette = dict(zip(order, sns.color_palette("colorblind", len(order))))
+        drawn = [spec for spec in order if not curves[curves.spec == spec].empty]
+        for spec in drawn:
+            part = curves[curves.spec == spec]
+            train = part.groupby("iteration")["train/error"].mean()
+            axis.plot(train.index, train.values, "--", color=palette[spec], linewidth=1)
+            tested = part.dropna(subset=["test/error"]).groupby("iteration")["test/error"].agg(["mean", "std"])
+            axis.plot(tested.index, tested["mean"], "-", color=palette[spec], linewidth=2.2, label=spec)
+            axis.fill_between(tested.index, tested["mean"] - tested["std"].fillna(0),
+                              tested["mean"] + tested["std"].fillna(0), color=palette[spec], alpha=0.18, linewidth=0)
+        missing = [spec for spec in order if spec not in drawn]
+        if not drawn:
+            _say_nothing(axis, "no finished runs yet:\n" + "\n".join(missing))
+        else:
+            axis.set_xlabel("iteration")
+            axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(2, len(drawn)), fontsize=9,
+                        frameon=False)
+        # the title line, not the plot area, says what is not drawn: text inside would cover curves
+        heading = [title] if len(panels) > 1 else []
+        if missing and drawn:
+            heading.append("no finished run yet: " + ", ".join(missing))
+        if heading:
+            axis.set_title("\n".join(heading), fontsize=9)
+    axes[0][0].set_ylabel("error (%)")
+    figure.suptitle(f"Training (dashed) and test (bold) error on {dataset}; band: ± one std over seeds", fontsize=11)
+    _footer(figure, label)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path, dataset: str,
+                    label: str = "") -> Path:
+    """Final test error per spec: the mean (diamond), its 95% confidence interval (whiskers) and every seed
+    (dots), on an axis zoomed to the data. Not bars from zero: differences of tenths of a point at errors of
+    tens of percent would not show."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    specs = list(errors)
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.3 * len(specs) + 2.0), 4.8))
+    colors = sns.color_palette("colorblind", len(specs))
+    for position, (spec, color) in enumerate(zip(specs, colors)):
+        estimate = estimates[spec]
+        if not estimate.n:
+            axis.annotate("no finished\nrun", (position, 0.5), xycoords=("data", "axes fraction"), ha="center",
+                          va="center", fontsize=8, color="dimgray")
+            continue
+        if estimate.low is not None:
+            axis.errorbar(position, estimate.mean, yerr=[[estimate.mean - estimate.low], [estimate.high - estimate.mean]],
+                          color=color, capsize=8, linewidth=2)
+        axis.scatter([position] * len(errors[spec]), errors[spec], color="black", s=16, zorder=3, alpha=0.7)
+        axis.scatter([position], [estimate.mean], color=color, marker="D", s=60, zorder=4, edgecolor="black")
+    axis.set_xticks(range(len(specs)))
+    axis.set_xticklabels(specs, rotation=15, ha="right", fontsize=9)
+    axis.set_xlim(-0.6, len(specs) - 0.4)
+    axis.margins(y=0.12)  # a point on the edge of the axes reads as cut off
+    axis.set_ylabel("final test error (%)")
+    spread = ("mean (diamond), 95% CI of the mean (whiskers), seeds (dots)"
+              if any(estimate.n > 1 for estimate in estimates.values())
+              else "one seed per spec: no interval can be drawn (train with --seeds 3 or more)")
+    axis.set_title(f"Final test error on {dataset}\n{spread}", fontsize=10)
+    _footer(figure, label)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -1,0 +1,326 @@
+"""Suites: which training runs answer which of the paper's questions, and the scheduler that trains them.
+
+A suite file (TOML, `bench/suites/<name>.toml`) names a dataset, optionally its recipe (else the dataset's
+default), and a list of experiments; each experiment lists variant specs and the report it feeds. Expanded with a recipe, a scale and a number of seeds, a suite
+is a list of runs, each identified by its run id (see records.py), so a spec shared by two experiments is
+trained once and a run with a finished record is not trained again. Each run trains in a child process
+(`python -m bench train ...`, its output in RESULTS/suites/<suite>/logs/) that a launcher starts, here or on a
+Ray cluster (launch.py), so one crash or divergence is recorded and the suite goes on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import variants
+
+from . import data as datasets
+from . import recipe as recipes
+from . import records
+from .errors import UserError
+from .launch import Job, Launcher
+from .train import identify
+
+SUITES_DIR = Path(__file__).parent / "suites"
+REPORTS = ("depth", "shortcuts", "tweaks", "stems", "bottleneck", "imagenet_depth", "compare")
+SUITE_KEYS = {"name", "dataset", "recipe", "experiments"}
+EXPERIMENT_KEYS = {"title", "report", "runs", "expensive"}
+
+
+class SuiteError(UserError):
+    """A suite file that cannot be used; the message names the file and the key (or line) at fault."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    key: str
+    title: str
+    report: str
+    runs: tuple[str, ...]  # canonical specs
+    expensive: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    dataset: str
+    path: Path
+    experiments: dict[str, Experiment]
+    recipe: str  # the suite's recipe unless --recipe says otherwise
+
+    def recipe_or_default(self, recipe: str | None) -> str:
+        return recipe or self.recipe
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    spec: str
+    seed: int
+    run_id: str
+    experiments: tuple[str, ...]
+
+
+def available_suites() -> list[str]:
+    return sorted(path.stem for path in SUITES_DIR.glob("*.toml"))
+
+
+def load(name_or_path: str | os.PathLike) -> Suite:
+    """A suite by name (`cifar10`) or by path to a TOML file, validated key by key."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SUITES_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise SuiteError(f"unknown suite {str(name_or_path)!r}; choose one of: {', '.join(available_suites())} "
+                             f"or give the path of a .toml file")
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: no such suite file") from None
+    except tomllib.TOMLDecodeError as error:  # its message names the line and column
+        raise SuiteError(f"{path}: {error}") from None
+    return _validate(raw, path)
+
+
+def _validate(raw: dict, path: Path) -> Suite:
+    def fail(key: str, message: str):
+        raise SuiteError(f"{path}: {key}: {message}")
+
+    for key in raw:
+        if key not in SUITE_KEYS:
+            fail(key, f"unknown key; allowed: {', '.join(sorted(SUITE_KEYS))}")
+    for key in ("name", "dataset"):
+        if not isinstance(raw.get(key), str):
+            fail(key, "missing or not a string")
+    try:
+        declared = datasets.info(raw["dataset"])
+    except datasets.DataError:
+        fail("dataset", f"{raw['dataset']!r} is not allowed; choose one of: {datasets.names()}")
+    recipe = raw.get("recipe", declared.default_recipe)
+    if not isinstance(recipe, str) or recipe not in recipes.BUDGETS[declared.budget]:
+        fail("recipe", f"{recipe!r} is not allowed for {raw['dataset']}; choose one of: "
+                       f"{', '.join(recipes.BUDGETS[declared.budget])}")
+    if not isinstance(raw.get("experiments"), dict) or not raw["experiments"]:
+        fail("experiments", "missing: add at least one [experiments.NAME] table")
+    experiments = {}
+    for name, table in raw["experiments"].items():
+        where = f"experiments.{name}"
+        if not isinstance(table, dict):
+            fail(where, "must be a table ([experiments.NAME])")
+        for key in table:
+            if key not in EXPERIMENT_KEYS:
+                fail(f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(EXPERIMENT_KEYS))}")
+        if not isinstance(table.get("title"), str):
+            fail(f"{where}.title", "missing or not a string")
+        if table.get("report") not in REPORTS:
+            fail(f"{where}.report", f"{table.get('report')!r} is not allowed; choose one of: {', '.join(REPORTS)}")
+        specs = {}
+        for list_key in ("runs", "expensive"):
+            values = table.get(list_key, [])
+            if list_key == "runs" and "runs" not in table:
+                fail(f"{where}.runs", "missing (use runs = [] for an experiment that trains nothing)")
+            if not isinstance(values, list):
+                fail(f"{where}.{list_key}", "must be a list of variant specs")
+            canonical = []
+            for index, spec in enumerate(values):
+                if not isinstance(spec, str):
+                    fail(f"{where}.{list_key}[{index}]", f"{spec!r} is not a spec string")
+                try:
+                    canonical.append(variants.canonical(spec))
+                except variants.SpecError as error:
+                    fail(f"{where}.{list_key}[{index}]", str(error))
+            specs[list_key] = tuple(dict.fromkeys(canonical))
+        experiments[name] = Experiment(name, table["title"], table["report"], specs["runs"], specs["expensive"])
+    return Suite(raw["name"], raw["dataset"], path, experiments, recipe)
+
+
+def expand(suite: Suite, recipe: str | None = None, scale: float = 1.0, seeds: int = 1,
+           only: list[str] | None = None, expensive: bool = False) -> list[PlannedRun]:
+    """The runs the suite asks for, each once, in suite order (all specs for seed 0, then for seed 1, ...);
+    with the suite's own recipe when `recipe` is None."""
+    recipe = suite.recipe_or_default(recipe)
+    if seeds < 1:
+        raise SuiteError(f"--seeds {seeds} is not allowed: it must be at least 1")
+    chosen = only or list(suite.experiments)
+    unknown = [name for name in chosen if name not in suite.experiments]
+    if unknown:
+        raise SuiteError(f"unknown experiment {unknown[0]!r} in --only; choose from: {', '.join(suite.experiments)}")
+    wanted: dict[str, list[str]] = {}
+    for name in chosen:
+        experiment = suite.experiments[name]
+        for spec in experiment.runs + (experiment.expensive if expensive else ()):
+            wanted.setdefault(spec, []).append(name)
+    planned = []
+    for seed in range(seeds):
+        for spec, experiments in wanted.items():
+            run_id = identify(spec, suite.dataset, recipe, scale, seed)[3]
+            planned.append(PlannedRun(spec, seed, run_id, tuple(experiments)))
+    return planned
+
+
+# ---- scheduling ----------------------------------------------------------------------------------------------
+
+PROGRESS_EVERY = 60.0  # seconds between progress lines about the runs in flight
+
+
+@dataclass
+class SuiteResult:
+    finished: list[PlannedRun] = field(default_factory=list)
+    skipped: list[PlannedRun] = field(default_factory=list)  # already finished or diverged before this call
+    diverged: list[PlannedRun] = field(default_factory=list)  # by this call or before
+    failed: list[PlannedRun] = field(default_factory=list)
+
+
+def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, recipe: str | None, scale: float,
+              data_dir: str, results_dir: str | Path, wandb_mode: str | None = None, extra_args: tuple[str, ...] = (),
+              cache_dir: str | None = None, skip_corrupt: bool = False) -> SuiteResult:
+    """Train every planned run that has no finished record, as many at a time as the launcher has slots, each
+    in its own process."""
+    recipe = suite.recipe_or_default(recipe)
+    result = SuiteResult()
+    todo = []
+    for run in planned:
+        status = records.RunRecord(results_dir, run.run_id).status()
+        if status in records.DONE:
+            result.skipped.append(run)
+            if status == "diverged":
+                result.diverged.append(run)
+        else:
+            todo.append(run)
+    where = "" if launcher.name == "local" else f" on {launcher.name}"
+    print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train "
+          f"(recipe {recipe} x{scale:g}, {len(launcher.slots)} at a time{where})")
+    if not todo:
+        return result
+    # Once, here: a missing dataset is one clear error (or one download, one cache to build), not one per run
+    # or a race of jobs.
+    plan = recipes.get(recipe, scale, datasets.info(suite.dataset).budget)
+    data = datasets.load(suite.dataset, data_dir, image_size=plan.image_size, normalize=plan.normalize,
+                         skip_corrupt=skip_corrupt, cache_dir=cache_dir)
+    logs = Path(results_dir) / "suites" / suite.name / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    launcher.prepare(Path(results_dir))
+    estimate = _CostEstimate(todo, data.num_classes, data.image_size)
+    slots = launcher.slots
+    running: dict[int, tuple[Job, PlannedRun, float]] = {}  # slot: (job, run, start)
+    queue = list(todo)
+    done = 0
+    suite_start = last_progress = time.monotonic()
+    try:
+        while queue or running:
+            for slot, slot_device in enumerate(slots):
+                if slot in running or not queue:
+                    continue
+                run = queue.pop(0)
+                command = [sys.executable, "-m", "bench", "train", run.spec, "--dataset", suite.dataset,
+                           "--recipe", recipe, "--scale", repr(scale), "--seed", str(run.seed), "--data-dir",
+                           _absolute(data_dir), "--results-dir", _absolute(results_dir), "--device", slot_device,
+                           *extra_args]  # absolute: a launcher may start it in another working directory
+                if cache_dir:
+                    command += ["--cache-dir", _absolute(cache_dir)]
+                if skip_corrupt:
+                    command += ["--skip-corrupt"]
+                if wandb_mode:
+                    command += ["--wandb", wandb_mode]
+                running[slot] = (launcher.submit(command, logs / f"{run.run_id}.log"), run, time.monotonic())
+                print(f"[{done}/{len(todo)}] start {run.spec} seed {run.seed} on {slot_device} "
+                      f"({', '.join(run.experiments)})", flush=True)
+            time.sleep(0.2)
+            for slot in list(running):
+                job, run, started = running[slot]
+                returncode = job.poll()
+                if returncode is None:
+                    continue
+                del running[slot]
+                done += 1
+                seconds = time.monotonic() - started
+                status = _settle(results_dir, run, returncode, logs)
+                {"finished": result.finished, "diverged": result.diverged}.get(status, result.failed).append(run)
+                estimate.record(run, seconds)
+                summary = records.RunRecord(results_dir, run.run_id).summary() or {}
+                detail = f"test error {summary['test_error']:.2f}%" if summary.get("test_error") is not None else \
+                    f"see {logs / (run.run_id + '.log')}"
+                eta = estimate.remaining(queue + [r for _, r, _ in running.values()], len(slots))
+                print(f"[{done}/{len(todo)}] {status} {run.spec} seed {run.seed} in {seconds:.0f} s ({detail}); "
+                      f"elapsed {_minutes(time.monotonic() - suite_start)}, ETA {eta}", flush=True)
+            if running and time.monotonic() - last_progress >= PROGRESS_EVERY:
+                last_progress = time.monotonic()
+                for _, run, started in running.values():
+                    print(f"    {_progress_line(results_dir, run, time.monotonic() - started)}", flush=True)
+    finally:
+        _stop([job for job, _, _ in running.values()])
+    return result
+
+
+def _absolute(path) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _settle(results_dir, run: PlannedRun, returncode: int, logs: Path) -> str:
+    """The status a finished child left; a child that died before recording anything is recorded as failed."""
+    record = records.RunRecord(results_dir, run.run_id)
+    status = record.status()
+    if status is None:
+        record.write_summary({
+            "status": "failed", "run_id": run.run_id, "spec": run.spec, "seed": run.seed,
+            "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "reason": f"the training process exited with status {returncode} before recording anything; "
+                      f"see {logs / (run.run_id + '.log')}",
+        })
+        return "failed"
+    if status in ("running", "interrupted") or (returncode not in (0, 3) and status != "diverged"):
+        return "failed"
+    return status
+
+
+def _progress_line(results_dir, run: PlannedRun, seconds: float) -> str:
+    rows = records.RunRecord(results_dir, run.run_id).metrics()
+    config = records.read_json(records.RunRecord(results_dir, run.run_id).config_path) or {}
+    total = (config.get("recipe") or {}).get("iterations")
+    if not rows or not total:
+        return f"{run.spec} seed {run.seed}: starting ({seconds:.0f} s)"
+    last = rows[-1]
+    return (f"{run.spec} seed {run.seed}: iteration {last['iteration']:,}/{total:,}, train error "
+            f"{last['train/error']:.1f}% ({seconds / 60:.1f} min so far)")
+
+
+def _stop(jobs: list[Job]) -> None:
+    """On Ctrl-C or any error: let each child record `interrupted`, then make sure none outlives the suite."""
+    for job in jobs:
+        job.stop()
+    for job in jobs:
+        job.wait_stopped()
+
+
+class _CostEstimate:
+    """ETA from measured speed: each run's work is its multiply-adds; speed is work per second so far."""
+
+    def __init__(self, runs: list[PlannedRun], num_classes: int, image_size: int):
+        from .cost import measure
+
+        self.work = {}
+        for run in runs:
+            if run.spec not in self.work:
+                self.work[run.spec] = measure(run.spec, image_size=image_size, num_classes=num_classes).macs
+        self.done_work = 0.0
+        self.done_seconds = 0.0
+
+    def record(self, run: PlannedRun, seconds: float) -> None:
+        self.done_work += self.work[run.spec]
+        self.done_seconds += seconds
+
+    def remaining(self, runs: list[PlannedRun], jobs: int) -> str:
+        if not self.done_work:
+            return "unknown"
+        seconds = sum(self.work[run.spec] for run in runs) * self.done_seconds / self.done_work / jobs
+        return _minutes(seconds)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"

@@ -1,0 +1,662 @@
+"""Train one variant on a dataset with a recipe (the paper's CIFAR §4.2 or ImageNet §3.4, Bag of Tricks'),
+recording everything a comparison needs.
+
+`run()` decides what to do with a run id (skip a finished run, resume an interrupted one, start afresh),
+`train_loop()` is the loop itself, top to bottom: set the lr from the schedule, take an augmented batch
+from the device-resident data, step SGD, and at log points (the only host syncs) record the curves,
+evaluate, checkpoint. A NaN/inf loss ends the run as `diverged`; an exception ends it as `failed`; Ctrl-C
+as `interrupted`. Each keeps what was recorded, and the next call resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import math
+import platform
+import resource
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import variants
+
+from . import data as datasets
+from . import recipe as recipes
+from . import distributed, provenance, records
+from .cost import model_cost
+from .errors import UserError
+from .tracking import Tracker, default_mode, warn
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a run executes (not what it computes): recorded in config.json, not part of the run id."""
+
+    device: torch.device
+    # "auto": bf16 autocast where the hardware runs it faster than fp32 (CUDA with bf16 support, CPUs with
+    # AMX tiles), fp32 elsewhere: on an AVX-512 CPU without AMX, oneDNN's bf16 convolutions are slower than
+    # fp32 ones (resnet20 training, 2 cores: 490 img/s bf16 vs 668 fp32 channels_last).
+    precision: str = "auto"
+    channels_last: bool = True
+    # "auto": CUDA graphs through torch.compile(mode="reduce-overhead") on CUDA, where the CIFAR nets are
+    # launch-bound (resnet20 training on an H100: 29.7k img/s against 13.6k eager); "off" on the CPU, where
+    # compiling measured slower (600 img/s against 668 eager, after 38 s of compiling).
+    compile: str = "auto"
+    # A data-parallel run (torchrun): its processes, and whether batch norm takes its statistics over the
+    # whole global batch (SyncBatchNorm, GPUs only) or over each rank's share (distributed.py).
+    world_size: int = 1
+    sync_bn: bool = False
+
+    PRECISIONS = ("auto", "bf16", "fp32")
+    COMPILE_MODES = ("auto", "off", "default", "reduce-overhead")
+
+    def resolved(self) -> "Execution":
+        """The same settings with `auto` made concrete, and bf16 dropped where the device lacks it."""
+        if self.precision not in self.PRECISIONS:
+            raise UserError(f"precision {self.precision} is not allowed; choose one of: {', '.join(self.PRECISIONS)}")
+        if self.compile not in self.COMPILE_MODES:
+            raise UserError(f"compile {self.compile} is not allowed; choose one of: {', '.join(self.COMPILE_MODES)}")
+        if self.sync_bn and self.world_size > 1 and self.device.type != "cuda":
+            raise UserError("--sync-bn needs CUDA ranks: torch's SyncBatchNorm runs on GPUs only")
+        resolved = self
+        if self.compile == "auto":
+            # Not across DDP: the nets that need several GPUs (ImageNet size) are compute-bound, and CUDA graphs
+            # around DDP's bucketed all-reduce are not something this project has been able to test.
+            graphs = self.device.type == "cuda" and self.world_size == 1
+            resolved = replace(resolved, compile="reduce-overhead" if graphs else "off")
+        if self.precision == "auto":
+            return replace(resolved, precision="bf16" if _fast_bf16(self.device) else "fp32")
+        if self.device.type == "cuda" and self.precision == "bf16" and not torch.cuda.is_bf16_supported():
+            warn(f"{torch.cuda.get_device_name(self.device)} has no bf16 support; training in fp32")
+            return replace(resolved, precision="fp32")
+        return resolved
+
+    def compiled(self, model: nn.Module):
+        """The model as the execution runs it: itself, or torch.compile'd in the resolved mode."""
+        if self.compile == "off":
+            return model
+        return torch.compile(model, mode=None if self.compile == "default" else self.compile)
+
+    def autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    @property
+    def eval_batch(self) -> int:
+        """Images per evaluation forward: large on CUDA to fill the GPU; on the CPU, batches that stay in cache
+        (resnet56 inference, 2 cores: 899 img/s at 128 against 457 at 1000)."""
+        return 1000 if self.device.type == "cuda" else 128
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def describe(self) -> dict:
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else _cpu_name()
+        return {
+            "device": str(self.device), "device_name": name, "precision": self.precision,
+            "memory_format": "channels_last" if self.channels_last else "contiguous", "compile": self.compile,
+            "threads": torch.get_num_threads(), "world_size": self.world_size, "sync_bn": self.sync_bn,
+        }
+
+
+def _fast_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":  # native bf16 (Ampere on); the emulated kind on older GPUs is slower than fp32
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence looked up defensively
+    return bool(amx and amx())
+
+
+class TrainingPath:
+    """The runner's machinery for one model on one device, shared by `train_loop` and `bench perf`.
+
+    Holds the model in the execution's layout, SGD, the loader (the training split whole on the device, or
+    streamed to it when it does not fit: `placement`) and the normaliser; `step` is one training iteration
+    with no host sync (running loss and error stay on the device until `totals`), and `evaluate` is a full
+    pass over a split at the execution's evaluation batch size, through the dataset's evaluation transform.
+
+    In a data-parallel world (distributed.py) the model trains inside DistributedDataParallel on this rank's
+    part of each batch, `totals` and `evaluate` sum over the ranks (each evaluates its slice of the split),
+    and `self.model` stays the bare net that checkpoints hold.
+    """
+
+    def __init__(self, model: nn.Module, data: datasets.Data, plan: recipes.Recipe, seed: int,
+                 execution: Execution, placement: str = "auto", world: distributed.World = distributed.SOLO):
+        execution = execution.resolved()
+        device = execution.device
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+        if world.parallel and execution.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.world = world
+        self.model = model.to(device, memory_format=execution.memory_format)
+        self.execution = execution
+        self.plan = plan
+        self.eval_transform = data.eval_transform
+        # fused: one kernel for the whole update on CUDA; on the CPU the default loop measured the same.
+        fused = {"fused": True} if device.type == "cuda" else {}
+        self.optimizer = torch.optim.SGD(_parameter_groups(model, plan), lr=plan.lr, momentum=plan.momentum,
+                                         weight_decay=plan.weight_decay, nesterov=plan.nesterov, **fused)
+        self.stream = not datasets.loader.resident(data.train, device, placement)
+        train_split = data.train if self.stream else data.train.to(device)
+        self.normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
+        # where the augmentation can normalise as it crops (ImageNet-resolution data on the CPU), it does
+        fused = getattr(data.augmentation, "normalizing", lambda *_: None)(self.normalizer, execution.memory_format,
+                                                                          device)
+        self.normalized_by_loader = fused is not None
+        self.loader = datasets.EpochLoader(train_split, plan.batch_size, seed, fused or data.augmentation,
+                                           stream=self.stream, device=device, part=(world.rank, world.size))
+        if world.parallel:
+            from torch.nn.parallel import DistributedDataParallel
+
+            trained = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
+            self.forward = execution.compiled(trained)
+            self.evaluator = execution.compiled(self.model)  # evaluation needs no gradient sync
+        else:
+            self.forward = self.evaluator = execution.compiled(model)
+        self.loss_sum = torch.zeros((), device=device)
+        self.wrong = torch.zeros((), device=device, dtype=torch.long)
+        self.seen = 0
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.execution.autocast():
+            logits = self.forward(self.inputs(images))
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.plan.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.loss_sum += loss.detach().float() * len(labels)
+        self.wrong += (logits.detach().argmax(1) != labels).sum()
+        self.seen += len(labels)
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """A training batch as the network takes it: normalised here, unless the loader did it as it cropped."""
+        return images if self.normalized_by_loader else self.normalizer(images, self.execution.memory_format)
+
+    @property
+    def images_seen(self) -> int:
+        """Training images since the last `totals`, over all ranks (each takes the same share)."""
+        return self.seen * self.world.size
+
+    def totals(self) -> tuple[float, float]:
+        """Mean training loss and error (%) since the last call, over all ranks: the host waits for the device."""
+        seen = self.images_seen
+        if self.world.parallel:
+            _sum_over_ranks(self.loss_sum, self.wrong)
+        loss, error = self.loss_sum.item() / seen, 100.0 * self.wrong.item() / seen
+        self.loss_sum.zero_()
+        self.wrong.zero_()
+        self.seen = 0
+        return loss, error
+
+    def evaluate(self, split: datasets.Split, limit: int = 0) -> tuple[float, float]:
+        """Mean loss and error (%) on the first `limit` images of `split` (0: all), same precision and layout."""
+        device = self.execution.device
+        self.model.eval()
+        count = min(limit or len(split), len(split))
+        rank, ranks = self.world.rank, self.world.size
+        loss_sum = torch.zeros((), device=device)
+        wrong = torch.zeros((), device=device, dtype=torch.long)
+        if self.world.parallel:
+            _running_stats_from_rank0(self.model)  # each rank has updated them from its own share since
+        with torch.no_grad():
+            for images, labels in datasets.eval_batches(split, self.execution.eval_batch, device,
+                                                        count * (rank + 1) // ranks, self.eval_transform,
+                                                        first=count * rank // ranks):
+                with self.execution.autocast():
+                    logits = self.evaluator(self.normalizer(images, self.execution.memory_format)).float()
+                loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+                wrong += (logits.argmax(1) != labels).sum()
+        if self.world.parallel:
+            _sum_over_ranks(loss_sum, wrong)
+        self.model.train()
+        return loss_sum.item() / count, 100.0 * wrong.item() / count
+
+
+def _sum_over_ranks(*tensors: torch.Tensor) -> None:
+    import torch.distributed as dist
+
+    for tensor in tensors:
+        dist.all_reduce(tensor)
+
+
+def _running_stats_from_rank0(model: nn.Module) -> None:
+    """Rank 0's batch-norm running statistics on every rank: the ones its checkpoints hold."""
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def _parameter_groups(model: nn.Module, plan: recipes.Recipe):
+    """All parameters in one group; with `no_bn_decay`, BN weights and every bias (the 1-d tensors) apart,
+    without weight decay (Bag of Tricks §3.1)."""
+    if not plan.no_bn_decay:
+        return model.parameters()
+    decayed = [p for p in model.parameters() if p.ndim > 1]
+    exempt = [p for p in model.parameters() if p.ndim <= 1]
+    return [{"params": decayed}, {"params": exempt, "weight_decay": 0.0}]
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def resolve_device(text: str) -> torch.device:
+    """`auto` (CUDA when present), `cpu`, `cuda` or `cuda:i`, checked against this machine."""
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UserError(f"--device {text} is not allowed; choose one of: auto, cpu, cuda, cuda:INDEX") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {text} is not allowed; choose one of: auto, cpu, cuda, cuda:INDEX")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {text}: CUDA is not available on this machine (use --device cpu or auto)")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    record: records.RunRecord
+    status: str
+    skipped: bool = False
+
+    @property
+    def summary(self) -> dict:
+        return self.record.summary() or {}
+
+
+def identify(spec: str, dataset: str, recipe: str | recipes.Recipe | None = None, scale: float = 1.0, seed: int = 0,
+             val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None):
+    """What a request amounts to: (parsed spec, canonical spec, recipe, run id), validated; nothing is built.
+    The recipe is the dataset's default when None, and as it applies to the dataset's size (recipe.BUDGETS)."""
+    if seed < 0:
+        raise UserError(f"--seed {seed} is not allowed: it must be 0 or more")
+    parsed = variants.parse(spec)
+    canonical = variants.canonical(parsed)
+    declared = datasets.info(dataset)
+    if isinstance(recipe, recipes.Recipe):
+        plan = recipe if scale == 1.0 else recipe.scaled(scale)
+    else:
+        plan = recipes.get(recipe or declared.default_recipe, scale, declared.budget, dataset)
+    overrides = {key: value for key, value in (("val_size", val_size), ("normalize", normalize),
+                                               ("checkpoint_every", checkpoint_every)) if value is not None}
+    plan = replace(plan, **overrides)
+    return parsed, canonical, plan, records.run_id(canonical, declared.name, plan.identity(), seed)
+
+
+def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", recipe: str | recipes.Recipe | None = None,
+        scale: float = 1.0, seed: int = 0, results_dir: str | Path = "results", wandb_mode: str | None = None,
+        execution: Execution | None = None, force: bool = False, download: bool = True,
+        val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None,
+        quiet: bool = False, skip_corrupt: bool = False, cache_dir: str | Path | None = None,
+        placement: str = "auto", world: distributed.World | None = None, job_type: str = "train") -> Outcome:
+    """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does.
+
+    Under torchrun (`world`, from the environment by default) this process is one rank of a data-parallel
+    run: rank 0 decides, records and reports; every rank trains its share (distributed.py). `job_type` is the
+    W&B run's job type: train, or perf for the runs `bench perf` times (tracking.py)."""
+    started = time.perf_counter()
+    parsed, canonical, plan, run_id = identify(spec, dataset, recipe, scale, seed, val_size, normalize,
+                                               checkpoint_every)
+    world = world or distributed.World.from_environment()
+    execution = execution or Execution(resolve_device("auto"))
+    execution = replace(execution, device=world.device(execution.device), world_size=world.size).resolved()
+    world.share(plan.batch_size)
+    with distributed.session(world, execution.device) as group:
+        try:
+            return _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results_dir, wandb_mode,
+                        execution, force, download, quiet or not world.main, skip_corrupt, cache_dir, placement,
+                        group, started, job_type)
+        except BaseException as error:
+            if group is None:
+                raise
+            if not world.main:
+                group.fail(error)
+                raise
+            verdict = group.judge(error)
+            if verdict is None:
+                raise
+            status, reason = verdict
+            if status == "interrupted":
+                raise distributed.Stopped(reason) from error
+            raise distributed.RankLost(f"run {run_id} failed: {reason}; run the same command again to resume") from error
+
+
+def _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results_dir, wandb_mode, execution, force,
+         download, quiet, skip_corrupt, cache_dir, placement, group, started, job_type="train") -> Outcome:
+    world = group.world if group else distributed.SOLO
+
+    def from_rank0(value):
+        """What rank 0 decided, on every rank (a single process: the value itself)."""
+        return group.broadcast(value) if group else value
+
+    record = records.RunRecord(results_dir, run_id) if world.main else records.Unwritten(results_dir, run_id)
+    say = (lambda *_: None) if quiet else print
+    status = from_rank0(None if force or not world.main else record.status())
+    if status in records.DONE:
+        say(f"run {run_id} is already {status}; nothing to do (records: {record.dir}; --force to redo)")
+        return Outcome(run_id, record, status, skipped=True)
+
+    if group and not world.main:
+        group.barrier()  # rank 0 downloads and decodes the data first; the others then read its cache
+    data = datasets.load(dataset, data_dir, download=download, val_size=plan.val_size, image_size=plan.image_size,
+                         normalize=plan.normalize, crop_scale=plan.crop_scale, crop_ratio=plan.crop_ratio,
+                         skip_corrupt=skip_corrupt, cache_dir=cache_dir, say=None if not quiet else lambda _: None)
+    if group and world.main:
+        group.barrier()
+    if len(data.train) < plan.batch_size:
+        raise datasets.DataError(f"batch size {plan.batch_size} is larger than the {len(data.train)} training images")
+    plan = plan.bound(len(data.train))
+    # decided once and recorded; either way the batches are the same (loader.py)
+    placement = "resident" if datasets.loader.resident(data.train, execution.device, placement) else "stream"
+    with record.lock() if world.main else contextlib.nullcontext():
+        if force:  # only now: a forced run that cannot even load its data keeps the old record
+            record.clear()
+        checkpoint = from_rank0(record.load_checkpoint() if world.main else None)
+        say(f"run {run_id}: {canonical} on {dataset}, recipe {plan.name} x{plan.scale:g}, seed {seed}, "
+            f"{execution.device} {execution.precision}" + (f", {world.size} ranks" if world.parallel else ""))
+        say(f"records: {record.dir}" + (f" (resuming from iteration {checkpoint['iteration']})" if checkpoint else ""))
+        if checkpoint and checkpoint["execution"] != execution.describe() and world.main:
+            warn(f"resuming with other execution settings than the checkpoint's ({checkpoint['execution']}); the "
+                 f"result will not be bit-identical to an uninterrupted run")
+
+        torch.manual_seed(seed)
+        model = variants.create(_as_trained(parsed, plan), num_classes=data.num_classes)
+        cost = model_cost(model, canonical, image_size=data.image_size, num_classes=data.num_classes)
+        code, config = None, {}
+        if world.main:
+            source = provenance.source_of(exclude=(Path(results_dir), Path(data_dir)))
+            config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir, source, checkpoint)
+            config["dataset"]["placement"] = placement
+            code = provenance.version(config)
+            if checkpoint and checkpoint.get("source_version", code) != code:
+                warn(f"resuming with other code ({code}) than the checkpoint's ({checkpoint['source_version']}); "
+                     f"the records describe the code of this attempt")
+            record.write_source_diff(source.diff)
+            record.write_config(config)
+        wandb_id = checkpoint["wandb_id"] if checkpoint else _earlier_wandb_id(record if world.main else None)
+        wandb_id = wandb_id or f"{run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"  # a run that starts anew
+        tracker = Tracker(
+            (wandb_mode or default_mode()) if world.main else "disabled", wandb_id, name=f"{canonical} seed{seed}",
+            config=config, group=f"{dataset}:{canonical}", tags=_tags(parsed, dataset, plan),
+            directory=Path(results_dir), job_type=job_type,
+        )
+        try:
+            status = train_loop(model, parsed, data, plan, seed, execution, record, tracker, cost, checkpoint,
+                                quiet, started, code, placement, group)
+        except BaseException:
+            tracker.finish(record.summary() or {}, failed=True)
+            raise
+    if not world.main:
+        return Outcome(run_id, record, status)
+    summary = record.summary()
+    if tracker.location:
+        say(f"W&B ({tracker.mode}): {tracker.location}")
+    tracker.finish(summary, failed=status != "finished")
+    if status == "finished":
+        val = f", val error {summary['val_error']:.2f}%" if summary.get("val_error") is not None else ""
+        say(f"finished: test error {summary['test_error']:.2f}%{val}, train {summary['train_img_s']:.0f} img/s, "
+            f"wall {summary['wall_seconds']:.0f} s")
+    else:
+        say(f"{status}: {summary.get('reason', '')}")
+    return Outcome(run_id, record, status)
+
+
+def _earlier_wandb_id(record: records.RunRecord | None) -> str | None:
+    """The W&B id of an earlier attempt at this run that stopped before its first checkpoint (its summary.json
+    has it from the start), so that the new attempt continues that W&B run; None when the run starts anew
+    (no record: a first attempt, or one --force cleared) or the record is a result already (records.DONE)."""
+    summary = record.summary() if record is not None else None
+    if not summary or summary.get("status") in records.DONE:
+        return None
+    return summary.get("wandb_id")
+
+
+def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe, seed: int, execution: Execution,
+               record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, quiet: bool,
+               started: float, code: str | None = None, placement: str = "auto",
+               group: distributed.Session | None = None) -> str:
+    """Train from `checkpoint` (or from scratch) to the end of the recipe; returns the final status."""
+    device = execution.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    path = TrainingPath(model, data, plan, seed, execution, placement, group.world if group else distributed.SOLO)
+    test = _placed(data.test, device, placement)
+    val = _placed(data.val, device, placement) if data.val is not None else None
+    # the intermediate evaluations' share of each split (the final one takes all), as config.json records it
+    evaluation = _evaluation(data, plan, checkpoint)
+    test_subset, val_subset = evaluation["intermediate_test_images"], evaluation.get("intermediate_val_images", 0)
+    loader, optimizer = path.loader, path.optimizer
+
+    iteration, warmup_end, train_seconds, wall_before = 0, None, 0.0, 0.0
+    if checkpoint:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        iteration, train_seconds, wall_before = checkpoint["iteration"], checkpoint["train_seconds"], checkpoint["wall_seconds"]
+        warmup_end = checkpoint["warmup_end"]
+        torch.set_rng_state(checkpoint["rng_cpu"])
+        record.truncate_metrics(iteration)
+        tracker.replay(record.metrics())  # offline: this attempt's W&B directory holds the earlier rows too
+    else:
+        record.reset_metrics()
+    depth = getattr(spec, "depth", 0)
+    warming_up = warmup_end is None and depth >= plan.warmup_min_depth and plan.warmup_iterations > 0
+
+    def summary(status: str, **fields) -> dict:
+        return {
+            "status": status, "run_id": record.run_id, "spec": cost.spec, "dataset": data.name, "seed": seed,
+            "iterations": iteration, "iterations_planned": plan.iterations, "warmup_end": warmup_end,
+            "params": cost.params, "macs": cost.macs, "train_seconds": round(train_seconds, 3),
+            "wall_seconds": round(wall_before + time.perf_counter() - started, 3),
+            "updated_at": _now(), "wandb_id": tracker.wandb_id, **fields,
+        }
+
+    record.write_summary(summary("running"))
+    progress = _progress(plan.iterations, iteration, quiet)
+    segment_start = time.perf_counter()
+    status, row = "running", {}
+    try:
+        while status == "running" and iteration < plan.iterations:
+            epoch, position = divmod(iteration, loader.steps_per_epoch)
+            for images, labels in loader.batches(epoch, position):
+                lr = plan.lr_at(iteration, warming_up)
+                path.step(images, labels, lr)
+                iteration += 1
+                if warming_up and iteration >= plan.warmup_iterations:
+                    warming_up, warmup_end = False, iteration
+                final = iteration == plan.iterations
+                if iteration % plan.log_every and not final:
+                    continue
+
+                # ---- log point: the one place the host waits for the device ----
+                seen = path.images_seen
+                train_loss, train_error = path.totals()
+                segment_seconds = time.perf_counter() - segment_start
+                train_seconds += segment_seconds
+                row = {"iteration": iteration, "epoch": iteration / loader.steps_per_epoch, "lr": lr,
+                       "train/loss": train_loss, "train/error": train_error,
+                       "throughput/train_img_s": seen / segment_seconds}
+                if warming_up and train_error < 100 * plan.warmup_until_error:
+                    warming_up, warmup_end = False, iteration
+                if not math.isfinite(train_loss):
+                    status = "diverged"
+                    record.append_metrics(row)
+                    tracker.log(row, step=iteration)
+                    break
+                if final or iteration % plan.eval_every == 0:
+                    evaluation_start = time.perf_counter()
+                    row["test/loss"], row["test/error"] = path.evaluate(test, 0 if final else test_subset)
+                    if final:  # the whole test set at the evaluation batch size, same precision and layout
+                        row["throughput/inference_img_s"] = len(test) / (time.perf_counter() - evaluation_start)
+                    if val is not None:
+                        row["val/loss"], row["val/error"] = path.evaluate(val, 0 if final else val_subset)
+                record.append_metrics(row)
+                tracker.log(row, step=iteration)
+                progress.update(iteration - progress.n)
+                progress.set_postfix(loss=f"{train_loss:.3f}", err=f"{train_error:.1f}%", lr=f"{lr:g}")
+                if iteration % plan.checkpoint_every == 0 and not final:
+                    record.save_checkpoint({
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
+                        "warmup_end": warmup_end, "train_seconds": train_seconds,
+                        "wall_seconds": wall_before + time.perf_counter() - started,
+                        "rng_cpu": torch.get_rng_state(), "execution": execution.describe(),
+                        "wandb_id": tracker.wandb_id, "source_version": code, "evaluation": evaluation,
+                    })
+                    record.write_summary(summary("running"))
+                segment_start = time.perf_counter()
+                if final:
+                    status = "finished"
+                    break
+    except KeyboardInterrupt:
+        record.write_summary(summary("interrupted", reason="interrupted; run the same command again to resume"))
+        raise
+    except Exception as error:
+        # in a parallel run, rank 0 finds out which rank ended it (distributed.py)
+        verdict = group.judge(error) if group and group.world.main else None
+        status, reason = verdict or ("failed", f"{type(error).__name__}: {error}")
+        if status == "interrupted":
+            reason += "; run the same command again to resume"
+        record.write_summary(summary(status, reason=reason))
+        raise
+    finally:
+        progress.close()
+
+    if status == "diverged":
+        record.write_summary(summary("diverged", reason=f"training loss became {train_loss} by iteration {iteration}"))
+        return status
+    memory = _peak_memory(device)
+    record.write_summary(summary(
+        "finished",
+        test_error=row["test/error"], test_loss=row["test/loss"],
+        val_error=row.get("val/error"), val_loss=row.get("val/loss"),
+        train_error=row["train/error"], train_loss=row["train/loss"],
+        train_img_s=iteration * plan.batch_size / train_seconds if train_seconds else None,
+        inference_img_s=row["throughput/inference_img_s"], wandb_log_seconds=round(tracker.log_seconds, 4),
+        **memory,
+    ))
+    record.drop_checkpoint()  # a finished run needs its summary, not its optimizer state
+    return status
+
+
+def _as_trained(spec, plan: recipes.Recipe):
+    """The net the recipe trains: the spec itself, zero-gamma when the recipe asks for it (Bag of Tricks)."""
+    if plan.zero_init and isinstance(spec, variants.Spec):
+        return replace(spec, zero_init=True)
+    return spec  # timm's ResNets start their blocks' last BN at zero already (zero_init_last)
+
+
+def _placed(split: datasets.Split, device: torch.device, placement: str) -> datasets.Split:
+    """An evaluation split on the device when it fits there; else left on the host, copied a batch at a time."""
+    return split.to(device) if datasets.loader.resident(split, device, placement) else split
+
+
+def _progress(total: int, initial: int, quiet: bool):
+    from tqdm import tqdm
+
+    # disable=None: a bar on a terminal, silence in logs and CI.
+    return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, disable=True if quiet else None)
+
+
+def _peak_memory(device: torch.device) -> dict:
+    if device.type == "cuda":
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20, "peak_memory_kind": "cuda_allocated"}
+    # ru_maxrss is in KiB on Linux: the whole process's peak, data and interpreter included.
+    return {"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_memory_kind": "process_rss"}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _variant_axes(spec) -> dict:
+    """The variant's axes for config.json and W&B (`variant.<axis>`), as `variants.Spec` declares them."""
+    if isinstance(spec, variants.TimmSpec):
+        return {"family": "timm", "timm_model": spec.name}
+    return spec.axis_values()
+
+
+def _tags(spec, dataset: str, plan: recipes.Recipe) -> list[str]:
+    variant = ["family:timm", f"timm_model:{spec.name}"] if isinstance(spec, variants.TimmSpec) else spec.tags()
+    return variant + [f"dataset:{dataset}", f"recipe:{plan.name}"]
+
+
+def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, plan: recipes.Recipe, seed: int,
+            execution: Execution, data_dir, source: provenance.Source, checkpoint: dict | None = None) -> dict:
+    import timm
+    import torchvision
+    import wandb
+
+    return {
+        "run_id": run_id,
+        "spec": canonical,
+        "spec_as_given": given,
+        "variant": _variant_axes(spec),
+        "dataset": {
+            "name": data.name, "num_classes": data.num_classes, "train_size": len(data.train),
+            "val_size": len(data.val) if data.val is not None else 0, "test_size": len(data.test),
+            "data_dir": str(Path(data_dir).resolve()), "image_size": data.image_size,
+            "augmentation": data.augmentation.describe(),
+            "evaluation": data.eval_transform.describe() if data.eval_transform else "the images as stored",
+            **data.details,
+        },
+        "recipe": plan.to_dict(),
+        "evaluation": _evaluation(data, plan, checkpoint),
+        "seed": seed,
+        "execution": execution.describe(),
+        "versions": {
+            "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "timm": timm.__version__, "wandb": wandb.__version__, "resnet_bench": _package_version(),
+        },
+        "git_commit": source.git_commit,
+        "source": source.to_dict(),
+        "created_at": _now(),
+    }
+
+
+def _evaluation(data: datasets.Data, plan: recipes.Recipe, checkpoint: dict | None = None) -> dict:
+    """What each evaluation measures: how many images of the test (and validation) split the intermediate
+    points use (the first ones in stored order, a fixed shuffle: recipe.eval_images) and the final one.
+
+    A resumed run keeps what its checkpoint says, so that one record's curve is measured one way throughout;
+    a checkpoint written before the rule existed used the recipe's `eval_subset`, or all images."""
+    if checkpoint and "evaluation" in checkpoint:
+        return checkpoint["evaluation"]
+
+    def intermediate(size: int) -> int:
+        return (min(plan.eval_subset or size, size) if checkpoint else plan.eval_images(size))
+
+    described = {"intermediate_test_images": intermediate(len(data.test)), "final_test_images": len(data.test)}
+    if data.val is not None:
+        described |= {"intermediate_val_images": intermediate(len(data.val)), "final_val_images": len(data.val)}
+    return described
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("resnet-bench")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,273 @@
+"""What a ResNet variant is, as data: the axes along which He et al. 2015 and Bag of Tricks vary the net.
+
+A `Spec` fixes every design choice that changes the network. Each choice is an *axis*, declared once, as a
+field of the Spec with an `Axis` in its metadata: its name (the key in spec strings, the W&B config key and
+tag), what it means, the values it allows (for the parts, the keys of the builder registries in
+`variants.layers`), how it is parsed from and printed into a spec string, and how it is titled in reports.
+Spec-string parsing (`names.py`), the runner's W&B config and tags (`bench/train.py`) and the report pages
+all read the axes from here, by name; adding an axis is one field here plus its builder.
+
+- family: ``imagenet`` (Table 1: 4 stages of widths 64/128/256/512) or ``cifar`` (§4.2: 3 stages of
+  widths 16/32/64 on 32/16/8 maps, depth 6n+2);
+- block: ``basic`` (two 3x3 convs) or ``bottleneck`` (1x1, 3x3, 1x1 with 4x expansion), and ``layers``,
+  the number of blocks in each stage;
+- stride_in: where a downsampling bottleneck strides, ``1x1`` (the paper's original) or ``3x3`` (the
+  ResNet-B tweak); basic blocks always stride in their first 3x3 conv, so they leave it as None;
+- stem: ``7x7`` (the paper's 7x7/2 conv + 3x3/2 max-pool), ``deep`` (ResNet-C: three 3x3 convs), or
+  ``3x3`` (the CIFAR nets' single 3x3 conv);
+- shortcut: the paper's options ``A`` (zero-padded identity), ``B`` (projection where the shape changes),
+  ``C`` (projection everywhere), the Bag-of-Tricks ``D`` (2x2 avg-pool, then 1x1 projection, where the
+  shape changes), or ``none`` (the plain nets of Table 2 / Figure 6);
+- zero_init: start each block's last BN at gamma = 0 (Bag of Tricks §3.1; off in the paper);
+- se: squeeze-and-excitation (Hu et al. 2018, SE-ResNet) after each block's last BN, reduction 16.
+
+Derived axes, read-only: depth (the paper's layer count), tweak (the Bag-of-Tricks level), plain.
+
+Two different alphabets meet here and must not be confused: the *shortcut options* A/B/C are the paper's
+(§3.3), the *tweaks* ResNet-B/C/D are Bag of Tricks' (§4). Only ``shortcut=D`` is shared, because the
+ResNet-D tweak is a shortcut change. `Spec.tweak` names the tweak level a spec amounts to.
+
+Validation happens here, on construction, so a bad combination fails before any module is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+from . import layers as parts
+
+STAGE_WIDTHS = {"imagenet": (64, 128, 256, 512), "cifar": (16, 32, 64)}
+BOTTLENECK_EXPANSION = 4
+SE_REDUCTION = 16
+
+# Table 1 of the paper: block type and blocks per stage of each ImageNet depth.
+IMAGENET_DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+SHORTCUT_MEANING = {
+    "A": "shortcut option A: identity, zero-padded channels, stride-2 subsampling (no parameters)",
+    "B": "shortcut option B: 1x1 projection + BN where the shape changes, identity elsewhere",
+    "C": "shortcut option C: 1x1 projection + BN on every block",
+    "D": "ResNet-D avg-pool shortcut: 2x2 avg-pool then 1x1 projection + BN where the shape changes",
+    "none": "no shortcuts (plain net)",
+}
+
+
+class SpecError(ValueError):
+    """A variant spec that names something that does not exist or combines axes that do not fit."""
+
+
+FLAG_WORDS = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One design choice of a ResNet variant, declared once on the `Spec` (see the module docstring).
+
+    `values(spec)` lists what the axis allows given the spec's other axes (None for derived axes, which
+    are computed, not chosen). `key`: written as key=value in spec strings. `option`: printed in a canonical
+    spec string when it differs from the nearest preset (structure is named by the preset or depth=/blocks=
+    instead). `tag`: a W&B tag ``name:value``. `describe(value)` is its words in `bench list`, or None.
+    """
+
+    name: str
+    title: str
+    meaning: str
+    values: Callable[["Spec"], tuple] | None = None
+    key: bool = True
+    option: bool = True
+    tag: bool = False
+    flag: bool = False
+    describe: Callable[[Any], str | None] = lambda value: None
+
+    def choices(self, spec: "Spec") -> tuple:
+        return (True, False) if self.flag else self.values(spec)
+
+    def parse(self, text: str):
+        """The value `text` names in a spec string; choices are checked by the Spec as a whole."""
+        if not self.flag:
+            return text
+        if text not in FLAG_WORDS:
+            raise SpecError(f"{self.name}={text} is not allowed; choose one of: true, false")
+        return FLAG_WORDS[text]
+
+    def show(self, value) -> str:
+        """The value as a spec string, a tag and a report cell write it."""
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, tuple):
+            return "-".join(map(str, value))
+        return "none" if value in (None, "") else str(value)
+
+    def check(self, spec: "Spec") -> None:
+        value = getattr(spec, self.name)
+        allowed = self.choices(spec)
+        if value not in allowed or (self.flag and not isinstance(value, bool)):
+            shown = ", ".join(self.show(a) for a in allowed)
+            raise SpecError(f"{self.name}={self.show(value)} is not allowed; choose one of: {shown}")
+
+
+def axis_field(**declaration):
+    """A Spec field that is an axis (keyword-only; `default=` for optional ones)."""
+    default = declaration.pop("default", dataclasses.MISSING)
+    return dataclasses.field(default=default, metadata={"axis": Axis(**declaration)})
+
+
+def cifar_depth_to_n(depth: int) -> int:
+    """Blocks per stage of the CIFAR net of this depth (depth = 6n + 2)."""
+    if depth < 8 or (depth - 2) % 6:
+        raise SpecError(
+            f"depth={depth} is not a CIFAR ResNet depth: it must be 6n+2 with n >= 1 "
+            f"(20, 32, 44, 56, 110, 1202, ...)"
+        )
+    return (depth - 2) // 6
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spec:
+    # Field order is the order of the canonical string's options (stride_in, stem, shortcut, zero_init, se):
+    # run ids are derived from canonical strings, so new axes go at the end.
+    family: str = axis_field(name="family", title="family", meaning="imagenet (Table 1) or cifar (§4.2)",
+                       values=lambda spec: tuple(STAGE_WIDTHS), key=False, option=False, tag=True)
+    block: str = axis_field(name="block", title="block", meaning="basic: two 3x3 convs; bottleneck: 1x1-3x3-1x1, 4x expansion",
+                      values=lambda spec: tuple(parts.BLOCKS), option=False, tag=True)
+    layers: tuple[int, ...] = axis_field(name="layers", title="blocks per stage", meaning="blocks per stage (blocks=a-b-c)",
+                                   key=False, option=False)
+    stride_in: str | None = axis_field(
+        name="stride_in", title="stride in", default=None,
+        meaning="where a downsampling bottleneck strides: 1x1 (the paper's) or 3x3 (ResNet-B)",
+        values=lambda spec: tuple(parts.STRIDE_PLACEMENTS) if spec.block == "bottleneck" else (None,),
+        describe=lambda value: None if value is None else
+        "stride in 1x1 (original)" if value == "1x1" else f"stride in {value} (ResNet-B)",
+    )
+    stem: str = axis_field(name="stem", title="stem", tag=True,
+                     meaning="imagenet: 7x7 or deep (ResNet-C's three 3x3); cifar: 3x3 or deep (three unstrided 3x3)",
+                     values=lambda spec: tuple(parts.STEMS.get(spec.family, ())),
+                     describe=lambda value: f"{value} stem")
+    shortcut: str = axis_field(name="shortcut", title="shortcut", tag=True,
+                         meaning="options A/B/C of §3.3, D (ResNet-D avg-pool), none (plain)",
+                         values=lambda spec: tuple(parts.SHORTCUTS),
+                         describe=lambda value: SHORTCUT_MEANING.get(value, value).split(":")[0])
+    zero_init: bool = axis_field(name="zero_init", title="zero-init", default=False, flag=True,
+                           meaning="start each block's last BN at gamma = 0",
+                           describe=lambda value: "zero-init last BN" if value else None)
+    se: bool = axis_field(name="se", title="SE", default=False, flag=True, tag=True,
+                    meaning=f"squeeze-and-excitation after each block's last BN (reduction {SE_REDUCTION})",
+                    describe=lambda value: f"squeeze-and-excitation (reduction {SE_REDUCTION})" if value else None)
+
+    # Computed from the fields above: recorded, tagged and shown like the others, but never chosen.
+    DERIVED: ClassVar[tuple[Axis, ...]] = (
+        Axis(name="depth", title="depth", meaning="weighted layers as the paper counts them", key=False,
+             option=False, tag=True),
+        Axis(name="tweak", title="tweak", meaning="the Bag-of-Tricks level: none, B, C, D or custom", key=False,
+             option=False, tag=True),
+        Axis(name="plain", title="plain", meaning="no shortcuts", key=False, option=False),
+    )
+
+    def __post_init__(self) -> None:
+        chosen = {axis.name: axis for axis in self.chosen_axes()}
+        chosen["family"].check(self)
+        chosen["block"].check(self)
+        if self.family == "cifar" and self.block != "basic":
+            raise SpecError("block=bottleneck is not allowed for the cifar family: its nets use basic blocks")
+        stages = len(STAGE_WIDTHS[self.family])
+        if len(self.layers) != stages or not all(isinstance(n, int) and n >= 1 for n in self.layers):
+            raise SpecError(
+                f"blocks={'-'.join(map(str, self.layers))} is not allowed: the {self.family} family has "
+                f"{stages} stages, each with at least one block (e.g. blocks={'-'.join(['2'] * stages)})"
+            )
+        if self.block == "basic" and self.stride_in is not None:
+            raise SpecError(
+                f"stride_in={self.stride_in} is not allowed with basic blocks: it places the stride inside "
+                f"a bottleneck; basic blocks always stride in their first 3x3 conv"
+            )
+        for axis in chosen.values():
+            if axis.values is not None or axis.flag:
+                axis.check(self)
+
+    # ---- the axes ----------------------------------------------------------------------------------------
+    @classmethod
+    def chosen_axes(cls) -> tuple[Axis, ...]:
+        """The axes that are fields, in declaration order."""
+        return tuple(f.metadata["axis"] for f in dataclasses.fields(cls) if "axis" in f.metadata)
+
+    @classmethod
+    def axes(cls) -> tuple[Axis, ...]:
+        """Every axis, chosen then derived: what records, W&B and reports describe a variant by."""
+        return cls.chosen_axes() + cls.DERIVED
+
+    @classmethod
+    def axis(cls, name: str) -> Axis:
+        return next(axis for axis in cls.axes() if axis.name == name)
+
+    @classmethod
+    def option_axes(cls) -> tuple[Axis, ...]:
+        """Axes a spec string sets by key=value on top of a preset, in canonical order."""
+        return tuple(axis for axis in cls.chosen_axes() if axis.option)
+
+    def axis_values(self) -> dict[str, Any]:
+        """Every axis and its value, JSON-ready (layers as a list, an empty tweak as 'none')."""
+        values = {}
+        for axis in self.axes():
+            value = getattr(self, axis.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif axis.name == "tweak":
+                value = value or "none"
+            values[axis.name] = value
+        return values
+
+    def tags(self) -> list[str]:
+        """W&B tags `name:value` of the tagged axes."""
+        return [f"{axis.name}:{axis.show(getattr(self, axis.name))}" for axis in self.axes() if axis.tag]
+
+    # ---- derived -----------------------------------------------------------------------------------------
+    @property
+    def expansion(self) -> int:
+        return BOTTLENECK_EXPANSION if self.block == "bottleneck" else 1
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Inner width of each stage (the bottleneck's output is `expansion` times this)."""
+        return STAGE_WIDTHS[self.family]
+
+    @property
+    def depth(self) -> int:
+        """Weighted layers, counted as the paper does: convs on the main path plus the fc."""
+        convs_per_block = 3 if self.block == "bottleneck" else 2
+        return convs_per_block * sum(self.layers) + 2
+
+    @property
+    def plain(self) -> bool:
+        return self.shortcut == "none"
+
+    @property
+    def tweak(self) -> str:
+        """The Bag-of-Tricks level this spec amounts to: '', 'B', 'C', 'D', or 'custom' for other mixes.
+
+        The tweaks are cumulative: B moves the stride to the 3x3 (bottlenecks only), C adds the deep
+        stem, D adds the avg-pool shortcut. Basic blocks have no B step, so for them C = deep stem.
+        """
+        if self.family == "cifar":  # the tweaks are defined for the ImageNet nets only
+            return "" if self.stem == "3x3" and self.shortcut != "D" else "custom"
+        b = self.block == "basic" or self.stride_in == "3x3"
+        c = b and self.stem == "deep"
+        d = c and self.shortcut == "D"
+        if d:
+            return "D"
+        if self.shortcut == "D":
+            return "custom"
+        if c:
+            return "C"
+        if self.stem == "deep":
+            return "custom"
+        if self.block == "bottleneck" and self.stride_in == "3x3":
+            return "B"
+        return ""
