@@ -156,7 +156,11 @@ def _fused_kernel():
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         source = Path(__file__).with_name("resized_crops.cpp")
         name = f"resnet_bench_crops_{hashlib.sha256(source.read_bytes()).hexdigest()[:10]}"  # changed: built anew
-        if not Path(cpp_extension.get_default_build_root(), name).exists():
+        try:  # torch's own folder for it (py311_cu130/NAME under ~/.cache/torch_extensions): built already?
+            built = any(Path(cpp_extension._get_build_directory(name, verbose=False)).glob(f"{name}*.so"))
+        except Exception:  # a private helper of torch's: at worst the message shows once too often
+            built = False
+        if not built:
             print("building the fused crop kernel (once per machine, about 30 s)", file=sys.stderr, flush=True)
         try:
             _FUSED.append(cpp_extension.load(name, [str(source)],
