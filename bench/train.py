@@ -617,7 +617,9 @@ def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, 
             "name": data.name, "num_classes": data.num_classes, "train_size": len(data.train),
             "val_size": len(data.val) if data.val is not None else 0, "test_size": len(data.test),
             "data_dir": str(Path(data_dir).resolve()), "image_size": data.image_size,
-            "augmentation": data.augmentation.describe(),
+            "augmentation": data.augmentation.describe() + (
+                "; crops and normalisation in one C++ pass" if getattr(data.augmentation, "fuses", lambda *_: False)(
+                    execution.device, data.normalize) else ""),
             "evaluation": data.eval_transform.describe() if data.eval_transform else "the images as stored",
             **data.details,
         },

@@ -76,7 +76,7 @@ def test_wheel_holds_subpackages_and_data(installed):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("bench/__init__.py", "bench/report/__init__.py", "bench/report/pages.py", "variants/__init__.py",
                  "bench/suites/cifar10.toml", "bench/reference/cifar10_depth.csv",
-                 "bench/reference/fig5_block_cost.csv"):
+                 "bench/reference/fig5_block_cost.csv", "bench/data/resized_crops.cpp"):
         assert name in names
     tops = {name.split("/")[0] for name in names}
     assert tops == {"bench", "variants", next(top for top in tops if top.endswith(".dist-info"))}, tops

@@ -102,11 +102,15 @@ class ResizedCrop:
     def apply(self, images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
         return resized_crops(images, boxes, self.size, flips)
 
+    def fuses(self, device: torch.device, normalize: str) -> bool:
+        """Whether `normalizing` fuses here: per-channel statistics on the CPU, with a C++ compiler at hand.
+        On CUDA the compiled sampler is fast already."""
+        return device.type == "cpu" and normalize == "channel" and _fused_kernel() is not None
+
     def normalizing(self, normalizer, memory_format: torch.memory_format, device: torch.device):
-        """This augmentation with the normaliser fused in (its batches are the network's input), where the
-        fused kernel applies: per-channel statistics on the CPU, with a C++ compiler at hand. None otherwise:
-        the crops are then normalised as any batch is. On CUDA the compiled sampler is fast already."""
-        if device.type != "cpu" or normalizer.mode != "channel" or _fused_kernel() is None:
+        """This augmentation with the normaliser fused in (its batches are the network's input) where it
+        `fuses`; None otherwise: the crops are then normalised as any batch is."""
+        if not self.fuses(device, normalizer.mode):
             return None
         return NormalizingResizedCrop(self, normalizer, memory_format)
 
@@ -151,9 +155,10 @@ def _fused_kernel():
         import logging
         from pathlib import Path
 
+        # before the import: it warns "No CUDA runtime is found" on every CPU-only machine, noise here
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         from torch.utils import cpp_extension
 
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         source = Path(__file__).with_name("resized_crops.cpp")
         name = f"resnet_bench_crops_{hashlib.sha256(source.read_bytes()).hexdigest()[:10]}"  # changed: built anew
         try:  # torch's own folder for it (py311_cu130/NAME under ~/.cache/torch_extensions): built already?
@@ -162,14 +167,18 @@ def _fused_kernel():
             built = False
         if not built:
             print("building the fused crop kernel (once per machine, about 30 s)", file=sys.stderr, flush=True)
+        # at::parallel_for spreads the images over torch's threads only when built with OpenMP, as torch is on
+        # Linux; Apple's clang has no -fopenmp (the kernel then runs on one thread)
+        openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
         try:
-            _FUSED.append(cpp_extension.load(name, [str(source)],
-                                             extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False))
+            _FUSED.append(cpp_extension.load(name, [str(source)], extra_cflags=["-O3", *openmp],
+                                             extra_ldflags=openmp, verbose=False))
         except Exception as error:  # no compiler, no headers: the unfused path computes the same
             from ..tracking import warn
 
-            warn(f"the fused crop kernel could not be built ({type(error).__name__}); cropping and normalising "
-                 f"in separate passes, slower")
+            reason = (str(error).strip().splitlines() or [""])[-1][:200]
+            warn(f"the fused crop kernel could not be built ({type(error).__name__}: {reason}); cropping and "
+                 f"normalising in separate passes, slower")
             _FUSED.append(None)
     return _FUSED[0]
 

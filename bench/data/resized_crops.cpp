@@ -22,6 +22,11 @@ torch::Tensor normalized_crops(torch::Tensor images, torch::Tensor index, torch:
   scale = scale.to(torch::kFloat32).contiguous();
   shift = shift.to(torch::kFloat32).contiguous();
   const int64_t n = index.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
+  TORCH_CHECK(images.device().is_cpu() && index.device().is_cpu(), "a CPU kernel: images and index on the CPU");
+  TORCH_CHECK(boxes.dim() == 2 && boxes.size(0) == n && boxes.size(1) == 4 && flips.numel() == n,
+              "boxes (n, 4) and flips (n,) for the n indices");
+  TORCH_CHECK(scale.numel() == channels && shift.numel() == channels, "scale and shift: one per channel");
+  TORCH_CHECK(size >= 1, "size: at least 1");
   auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   auto out = torch::empty({n, channels, size, size}, torch::dtype(torch::kFloat32).memory_format(format));
   const int64_t stride_n = out.stride(0), stride_c = out.stride(1), stride_y = out.stride(2), stride_x = out.stride(3);
@@ -72,5 +77,7 @@ torch::Tensor normalized_crops(torch::Tensor images, torch::Tensor index, torch:
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("normalized_crops", &normalized_crops, "resized crops, flipped and normalised, in one pass (CPU)");
+  // without the GIL: the streamed loader's reading thread goes on meanwhile
+  m.def("normalized_crops", &normalized_crops, "resized crops, flipped and normalised, in one pass (CPU)",
+        py::call_guard<py::gil_scoped_release>());
 }
