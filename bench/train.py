@@ -147,8 +147,7 @@ class TrainingPath:
         train_split = data.train if self.stream else data.train.to(device)
         self.normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
         # where the augmentation can normalise as it crops (ImageNet-resolution data on the CPU), it does
-        fused = getattr(data.augmentation, "normalizing", lambda *_: None)(self.normalizer, execution.memory_format,
-                                                                          device)
+        fused = data.augmentation.normalizing(self.normalizer, execution.memory_format, device)
         self.normalized_by_loader = fused is not None
         self.loader = datasets.EpochLoader(train_split, plan.batch_size, seed, fused or data.augmentation,
                                            stream=self.stream, device=device, part=(world.rank, world.size))
@@ -618,8 +617,8 @@ def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, 
             "val_size": len(data.val) if data.val is not None else 0, "test_size": len(data.test),
             "data_dir": str(Path(data_dir).resolve()), "image_size": data.image_size,
             "augmentation": data.augmentation.describe() + (
-                "; crops and normalisation in one C++ pass" if getattr(data.augmentation, "fuses", lambda *_: False)(
-                    execution.device, data.normalize) else ""),
+                "; crops and normalisation in one C++ pass"
+                if data.augmentation.fuses(execution.device, data.normalize) else ""),
             "evaluation": data.eval_transform.describe() if data.eval_transform else "the images as stored",
             **data.details,
         },

@@ -73,21 +73,25 @@ def next_second():
     time.sleep(1.05 - time.time() % 1)
 
 
-def test_rerun_of_a_run_stopped_before_its_first_checkpoint_continues_its_wandb_run(tmp_path, tiny_cifar10,
-                                                                                   monkeypatch):
-    root, _ = tiny_cifar10
-    results = tmp_path / "results"
-    interrupt_at(monkeypatch, 15)  # before the first checkpoint (20)
+def two_attempts(results, root, monkeypatch, stop_at: int):
+    """A smoke run interrupted at iteration `stop_at`, then run again to the end, W&B offline: the finished
+    outcome, the status and checkpoint the interruption left, and both attempts' offline directories."""
+    interrupt_at(monkeypatch, stop_at)
     with pytest.raises(KeyboardInterrupt):
         smoke(results, root)
     monkeypatch.undo()
     first = next(RunRecord(results, path.name) for path in (results / "runs").iterdir())
-    assert first.status() == "interrupted" and first.load_checkpoint() is None
-
+    left = (first.status(), first.load_checkpoint())
     next_second()
-    outcome = smoke(results, root)
+    return smoke(results, root), left, offline_runs(results)
+
+
+def test_rerun_of_a_run_stopped_before_its_first_checkpoint_continues_its_wandb_run(tmp_path, tiny_cifar10,
+                                                                                   monkeypatch):
+    results = tmp_path / "results"
+    outcome, (status, checkpoint), runs = two_attempts(results, tiny_cifar10[0], monkeypatch, 15)  # checkpoint: 20
+    assert status == "interrupted" and checkpoint is None
     assert outcome.status == "finished"
-    runs = offline_runs(results)
     assert len(runs) == 2
     (earlier_id, earlier), (later_id, later) = runs.values()
     assert earlier_id == later_id and sorted(earlier) == [5, 10]
@@ -97,17 +101,9 @@ def test_rerun_of_a_run_stopped_before_its_first_checkpoint_continues_its_wandb_
 
 
 def test_resumed_offline_attempt_holds_the_rows_before_its_checkpoint(tmp_path, tiny_cifar10, monkeypatch):
-    root, _ = tiny_cifar10
     results = tmp_path / "results"
-    interrupt_at(monkeypatch, 25)  # after the checkpoint at 20
-    with pytest.raises(KeyboardInterrupt):
-        smoke(results, root)
-    monkeypatch.undo()
-
-    next_second()
-    outcome = smoke(results, root)
+    outcome, _, runs = two_attempts(results, tiny_cifar10[0], monkeypatch, 25)  # after the checkpoint at 20
     assert outcome.status == "finished"
-    runs = offline_runs(results)
     assert len(runs) == 2
     (earlier_id, earlier), (later_id, later) = runs.values()
     assert earlier_id == later_id and sorted(earlier) == [5, 10, 15, 20]

@@ -2,8 +2,9 @@
 on the host, no worker processes).
 
 Each augmentation has `draw(n, generator)`, the random choices for n images drawn on the host from the
-epoch's seeded generator (so a resumed run redraws exactly the same), and `apply(images, *drawn)` on a
-batch of uint8 images on the device.
+epoch's seeded generator (so a resumed run redraws exactly the same), `apply(images, *drawn)` on a
+batch of uint8 images on the device, and `normalizing(normalizer, memory_format, device)`: itself with the
+normalisation fused in where that is faster (its batches are then the network's input), else None.
 
 - `PadCrop`: CIFAR (§4.2), "4 pixels are padded on each side, and a 32x32 crop is randomly sampled from
   the padded image or its horizontal flip": one gather for the whole batch.
@@ -57,6 +58,12 @@ class PadCrop:
 
     def apply(self, images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
         return augment(images, offsets, flips)
+
+    def fuses(self, device: torch.device, normalize: str) -> bool:
+        return False  # one gather of 32x32 crops: nothing to gain, and CIFAR's records stay bit-identical
+
+    def normalizing(self, normalizer, memory_format: torch.memory_format, device: torch.device) -> None:
+        return None
 
 
 class ResizedCrop:

@@ -45,7 +45,7 @@ class Data:
     test: Split
     val: Split | None = None
     image_size: int = 0  # side of the training crop and of the evaluation images (0: the stored size)
-    augmentation: object = None  # see augment.py: draw(n, generator) and apply(images, drawn) on a batch
+    augmentation: object = None  # see augmentation.py: draw(n, generator), apply(images, *drawn), normalizing(...)
     eval_transform: object = None  # uint8 stored images -> evaluation images at image_size (None: as stored)
     normalize: str = "pixel"
     classes: list[str] = field(default_factory=list)  # class names in label order, where the dataset has them

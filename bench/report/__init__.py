@@ -93,12 +93,17 @@ def banner(recipe: str, scale: float) -> list[str]:
 
 def figure_label(part: pd.DataFrame, recipe: str, scale: float, seeds: int) -> str:
     """The footer of every figure: recipe, scale, seeds and the devices the finished runs trained on."""
-    finished = part[part.status == "finished"] if len(part) else part
-    devices = sorted({f"{device} ({precision})" for device, precision in
-                      zip(finished.get("device", []), finished.get("precision", [])) if isinstance(device, str)})
+    devices = _devices(part[part.status == "finished"]) if len(part) else ""
     return (f"recipe {recipe} x{scale:g}" + (" (short budget: not comparable with published figures)"
                                              if short_budget(recipe, scale) else "")
-            + f" · {_seeds(seeds)} · {', '.join(devices) or 'no finished runs'}")
+            + f" · {_seeds(seeds)} · {devices or 'no finished runs'}")
+
+
+def _devices(runs: pd.DataFrame) -> str:
+    """'AMD EPYC (fp32), ...': the devices and precisions of these runs. Records the suite wrote for children
+    that died early have no config: their empty fields are skipped."""
+    return ", ".join(sorted({f"{device} ({precision})" for device, precision in zip(runs.device, runs.precision)
+                             if isinstance(device, str)}))
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -121,9 +126,7 @@ def _provenance(part: pd.DataFrame, experiment, suite, recipe: str, scale: float
         return ["This experiment trains nothing: its figures are computed from the models themselves."]
     present = part[part.status != "missing"]
     iterations = present.iterations_planned.dropna().unique()
-    # Records the suite wrote for children that died early have no config: skip their empty fields.
-    devices = ", ".join(sorted({f"{d} ({p})" for d, p in zip(present.device, present.precision)
-                                if isinstance(d, str)})) or "-"
+    devices = _devices(present) or "-"
     dates = sorted(d for d in present.updated_at if isinstance(d, str))
     lines = [
         f"Produced from {len(part)} planned runs of suite `{suite.name}` on {suite.dataset}: recipe `{recipe}` "
