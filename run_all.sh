@@ -6,7 +6,7 @@
 #   ./run_all.sh cifar10 [OPTIONS]      run the CIFAR-10 suite, then build its reports (--help: options)
 #   ./run_all.sh imagenette [OPTIONS]   the ImageNet questions on Imagenette at 128 px (--data-dir DIR)
 #   ./run_all.sh imagenet [OPTIONS]     the same on ILSVRC2012 at 224 px (--data-dir DIR, never downloaded)
-#   ./run_all.sh FILE.toml [OPTIONS]    your own suite file (README: "Your own suite")
+#   ./run_all.sh FILE.toml [OPTIONS]    your own suite file (docs/suites.md: "Your own suite")
 #   ./run_all.sh setup                  only create/refresh the environment
 set -euo pipefail
 # Paths the user gives (--data-dir, --results-dir) stay relative to where they ran this script;

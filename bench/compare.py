@@ -17,7 +17,6 @@ import pandas as pd
 import variants
 
 from . import data as datasets
-
 from . import suite as suites
 from .errors import UserError
 
@@ -26,7 +25,8 @@ EXPERIMENT = "compare"
 
 def comparison_suite(specs: list[str], dataset: str) -> suites.Suite:
     """The specs (canonical, in the order given) as a suite of one `compare` experiment on `dataset`."""
-    canonical = [variants.canonical(variants.parse(spec)) for spec in specs]
+    parsed = [variants.parse(spec) for spec in specs]
+    canonical = [variants.canonical(spec) for spec in parsed]
     if len(canonical) < 2:
         raise UserError("compare needs at least two specs, e.g. resnet20 'resnet20(shortcut=B)'")
     repeated = sorted({spec for spec in canonical if canonical.count(spec) > 1})
@@ -38,7 +38,8 @@ def comparison_suite(specs: list[str], dataset: str) -> suites.Suite:
     name = f"compare-{readable}-{digest}"
     title = ", ".join(canonical[1:]) + f" against {canonical[0]}"
     experiment = suites.Experiment(EXPERIMENT, title, "compare", tuple(canonical))
-    return suites.Suite(name, declared.name, Path(name), {EXPERIMENT: experiment}, declared.default_recipe)
+    return suites.Suite(name, declared.name, Path(name), {EXPERIMENT: experiment}, declared.default_recipe,
+                        dict(zip(canonical, parsed)))
 
 
 def verdicts(out_dir: Path) -> list[str]:

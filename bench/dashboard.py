@@ -25,7 +25,6 @@ JSON definitions are the library's own models (wandb_workspaces' `_to_model()`),
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -40,6 +39,7 @@ from . import suite as suites
 from . import tracking
 from .errors import UserError
 from .report import folder as report_folder
+from .report.kinds import KINDS
 
 PLACEHOLDER_ENTITY = "YOUR-ENTITY"  # in definitions written without --entity; publishing uses your default entity
 REACHABILITY_TIMEOUT_S = 10  # a W&B server that does not answer within this is "no network", not a hang
@@ -93,7 +93,7 @@ def build(suite: str | suites.Suite, recipe: str | None = None, scale: float = 1
         page = _page_text(folder.parent / f"{key}.md", suite, recipe, scale)
         blocks.append(wr.H1(text=experiment.title))
         blocks.append(wr.MarkdownBlock(text=page) if page else wr.P(text=_no_page_yet(suite, recipe, scale)))
-        if not specs:
+        if not KINDS[experiment.report].trains:
             note = ("This experiment trains nothing: its tables and figures are computed from the models themselves "
                     "(`python -m bench report` writes them; the W&B report shows its text).")
             sections.append(ws.Section(name=experiment.title, is_open=True, panels=[wr.MarkdownPanel(markdown=note)]))
@@ -169,59 +169,6 @@ def publish(suite: str | suites.Suite, recipe: str | None = None, scale: float =
         detail = (str(error).strip().splitlines() or [""])[0][:300]
         raise UserError(f"publishing to W&B at {base_url} failed ({type(error).__name__}: {detail}); {written}") \
             from None
-
-
-# ---- the command -----------------------------------------------------------------------------------------------
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """The `dashboard` subcommand, on the subparsers of bench/cli.py (or any argparse parser)."""
-    parser = subparsers.add_parser(
-        "dashboard",
-        help="W&B workspace and report of a suite: write their definitions (JSON), or save them to W&B",
-        description="Define a W&B workspace (one section per experiment) and a W&B report (the Markdown pages' "
-                    "text and tables, with the same charts) for the training runs of a suite: error curves "
-                    "against iteration and final errors per spec (mean ± std over seeds), MACs against final "
-                    "error, and the variant axes against final error. The definitions are written to "
-                    "RESULTS/reports/<suite>/<recipe>-x<scale>/wandb/; --publish also saves them to W&B.",
-        epilog="filter and group runs in W&B by the config keys spec, seed, dataset_name, recipe_name, "
-               "recipe_scale and variant_<axis> (variant_depth, variant_shortcut, ...); summary keys "
-               "test_error_final, test_error_min, macs, params",
-    )
-    parser.add_argument("suite", help=f"suite name ({', '.join(suites.available_suites())}) or path to a .toml file")
-    parser.add_argument("--recipe", choices=list(recipes.RECIPES),
-                        help="the recipe whose runs to show (default: the suite's: paper for cifar10)")
-    parser.add_argument("--scale", type=float, default=1.0, metavar="F",
-                        help="the schedule scale whose runs to show, as given to `bench suite` (default: 1)")
-    parser.add_argument("--results-dir", default="results", metavar="DIR",
-                        help="where reports/ is; the definitions go to DIR/reports/<suite>/<recipe>-x<scale>/wandb/ "
-                             "(default: results)")
-    parser.add_argument("--entity", metavar="E",
-                        help=f"W&B user or team that owns the project (default: your default entity when "
-                             f"publishing; the placeholder {PLACEHOLDER_ENTITY} in written definitions)")
-    parser.add_argument("--project", default=tracking.PROJECT, metavar="P",
-                        help=f"W&B project the runs are logged to (default: {tracking.PROJECT}, or $WANDB_PROJECT)")
-    parser.add_argument("--publish", action="store_true",
-                        help="also save the workspace and the report to W&B and print their URLs (needs `wandb "
-                             "login` or WANDB_API_KEY, and network)")
-    parser.set_defaults(run=run)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    suite = suites.load(args.suite)
-    recipe = suite.recipe_or_default(args.recipe)
-    if args.publish:
-        urls = publish(suite, recipe, args.scale, args.results_dir, args.entity, args.project)
-        print(f"definitions: {definitions_folder(suite, recipe, args.scale, args.results_dir)}/")
-        print(f"W&B workspace: {urls['workspace']}")
-        print(f"W&B report: {urls['report']}")
-        return 0
-    paths = write(suite, recipe, args.scale, args.results_dir, args.entity or PLACEHOLDER_ENTITY, args.project)
-    print(f"W&B workspace definition: {paths['workspace']}")
-    print(f"W&B report definition: {paths['report']}")
-    print(f"to save them to W&B: python -m bench dashboard {args.suite} --recipe {recipe} --scale {args.scale:g} "
-          f"--results-dir {args.results_dir} --publish (needs `wandb login` or WANDB_API_KEY, and network)")
-    return 0
 
 
 # ---- parts -----------------------------------------------------------------------------------------------------

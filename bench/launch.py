@@ -9,6 +9,10 @@ has ended and with which exit status, and stops it.
   where every node sees them: `prepare()` has a task on each node write a probe file that this driver must see.
 
 Either way the child is the same command, so run ids, records and exit statuses do not depend on the launcher.
+
+Each launcher is one entry of `LAUNCHERS` that declares its own command-line options (`OPTIONS`, shown as a
+group of `bench suite --help`) and builds itself from the parsed arguments (`from_options`, which also
+checks `--device` its way); `add_options` and `from_options` below are all a command needs.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from typing import Protocol
 import torch
 
 from .errors import UserError
+from .options import Group, Option
+from .train import resolve_device
 
-BACKENDS = ("local", "ray")
 STOP_GRACE_SECONDS = 30  # a child stopped with SIGINT records `interrupted`; it gets this long before a kill
 
 
@@ -77,6 +82,12 @@ class LocalLauncher:
     """Children of this process: `jobs` at a time, each on one device slot."""
 
     name = "local"
+    OPTIONS = Group((), "local", "child processes on this machine (the default)")
+
+    @classmethod
+    def from_options(cls, args) -> "LocalLauncher":
+        resolve_device(args.device)  # this machine's devices: a bad --device fails here, before any run
+        return cls(args.jobs or default_jobs(args.device), args.device)
 
     def __init__(self, jobs: int, device: str):
         self.slots = devices_for(jobs, device)
@@ -187,6 +198,25 @@ class RayLauncher:
     """Runs on a Ray cluster (`address`: "auto", HOST:PORT, or None for a Ray instance of this process)."""
 
     name = "ray"
+    OPTIONS = Group((
+        Option("--ray-address", metavar="auto|HOST:PORT",
+               help="the Ray cluster to join: auto finds the one `ray start` started on this machine (default: start "
+                    "a Ray instance for this suite alone)"),
+        Option("--gpus-per-run", type=float, metavar="F",
+               help="GPUs Ray gives each run; 0.25 packs four small runs on one GPU (default: 1 when the cluster has "
+                    "GPUs and --device is not cpu, else 0)"),
+        Option("--cpus-per-run", type=float, metavar="N",
+               help="CPUs Ray gives each run, also its thread count (default: 1 beside a GPU, else all CPUs of the "
+                    "smallest node)"),
+    ), "ray", "each run a task on a Ray cluster (pip install -e \".[ray]\"); a task lost with its node is retried "
+              "and resumes from its checkpoint. --results-dir (and --data-dir) must be the same path on every node.")
+
+    @classmethod
+    def from_options(cls, args) -> "RayLauncher":
+        if args.device not in ("auto", "cpu", "cuda"):  # the devices are the cluster's, not this machine's
+            raise UserError(f"--device {args.device} is not allowed with --backend ray; choose one of: auto, cpu, "
+                            f"cuda (Ray assigns each run its GPU)")
+        return cls(args.ray_address, args.device, args.gpus_per_run, args.cpus_per_run, args.jobs)
 
     def __init__(self, address: str | None = None, device: str = "auto", gpus_per_run: float | None = None,
                  cpus_per_run: float | None = None, jobs: int | None = None):
@@ -273,3 +303,36 @@ class RayLauncher:
         if self.started_ray:
             ray.shutdown()
             self.started_ray = False
+
+
+# ---- the registry, as the command line sees it ----------------------------------------------------------------
+
+LAUNCHERS = {launcher.name: launcher for launcher in (LocalLauncher, RayLauncher)}
+BACKEND = Option("--backend", choices=tuple(LAUNCHERS), default="local",
+                 help="where the runs execute: " + "; ".join(f"{name}: {launcher.OPTIONS.description}"
+                                                             for name, launcher in LAUNCHERS.items()))
+JOBS = Option("--jobs", type=int, metavar="N", help="trainings at once (default: one per visible GPU, 1 on CPU; "
+                                                     "with Ray, as many as the cluster holds)")
+
+
+def add_options(parser, backends: bool = True) -> None:
+    """--jobs and, with `backends`, --backend and each launcher's own options, a group per launcher."""
+    JOBS.add(parser)
+    if not backends:
+        return
+    BACKEND.add(parser)
+    for launcher in LAUNCHERS.values():
+        if launcher.OPTIONS.options:
+            Group(launcher.OPTIONS.options, f"--backend {launcher.name}", launcher.OPTIONS.description).add(parser)
+
+
+def from_options(args) -> Launcher:
+    """The launcher the parsed arguments ask for (a command without --backend: local), built from them."""
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs} is not allowed: it must be at least 1")
+    backend = getattr(args, "backend", "local")
+    for name, launcher in LAUNCHERS.items():
+        given = [option for option in launcher.OPTIONS.options if getattr(args, option.name, None) is not None]
+        if name != backend and given:
+            raise UserError(f"{given[0].flag} applies to --backend {name} only")
+    return LAUNCHERS[backend].from_options(args)

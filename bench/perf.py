@@ -41,7 +41,7 @@ from . import data as datasets
 from . import recipe as recipes
 from . import standard, train
 from .errors import UserError
-from .recipe import Recipe
+from .runs import Request
 
 DEPTHS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
           "plain20", "plain32", "plain44", "plain56", "plain110")
@@ -187,16 +187,21 @@ def _suite_batches(loader: datasets.EpochLoader):
         epoch += 1
 
 
-def _plan(s: "Settings", batch_size: int | None = None) -> Recipe:
+def _recipe(s: "Settings", batch_size: int | None = None) -> recipes.Recipe:
     """The dataset's own recipe (CIFAR: the paper's; Imagenette: Bag of Tricks') at the measured batch size."""
     declared = datasets.info(s.dataset)
     return replace(recipes.get(declared.default_recipe, 1.0, declared.budget), batch_size=batch_size or s.batch_size)
 
 
+def _measured(s: "Settings", spec: str, data: datasets.Data, batch_size: int | None = None):
+    """What both pipelines train for `spec`: the net as the runner builds it (seed 0, as trained) and its plan."""
+    run = Request(spec, s.dataset, _recipe(s, batch_size)).resolve()
+    torch.manual_seed(0)
+    return variants.create(run.trained, num_classes=data.num_classes), run.plan(len(data.train))
+
+
 def load(s: "Settings") -> datasets.Data:
-    plan = _plan(s)
-    return datasets.load(s.dataset, s.data_dir, download=False, image_size=plan.image_size, normalize=plan.normalize,
-                         crop_scale=plan.crop_scale, crop_ratio=plan.crop_ratio, cache_dir=s.cache_dir)
+    return datasets.Source(s.data_dir, s.cache_dir, download=False).load(s.dataset, _recipe(s).inputs)
 
 
 def _execution(device: torch.device) -> train.Execution:
@@ -206,8 +211,7 @@ def _execution(device: torch.device) -> train.Execution:
 
 def _standard_train(spec: str, data: datasets.Data, s: Settings, memory: PeakMemory | None = None) -> float:
     """A's training images/s; `memory`, when given, measures the phase's peak."""
-    torch.manual_seed(0)
-    path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s), s.device)
+    path = standard.StandardPath(*_measured(s, spec, data), s.device)
     batches = standard.endless(standard.loader_for(data, True, s.batch_size, s.workers, s.device))
     with memory or contextlib.nullcontext():
         seconds = _timed_training(s.device, path.step, batches, s.warmup, s.iters)
@@ -256,9 +260,8 @@ def _peak_memory_child(job_json: str) -> None:
 
 def _suite_path(spec: str, data: datasets.Data, s: Settings, batch_size: int | None = None) -> train.TrainingPath:
     """The runner's path for `spec` on `data` (whose training split is on the device already, or is moved)."""
-    torch.manual_seed(0)
-    model = variants.create(spec, num_classes=data.num_classes)
-    return train.TrainingPath(model, data, _plan(s, batch_size), 0, _execution(s.device))
+    model, plan = _measured(s, spec, data, batch_size)
+    return train.TrainingPath(model, data, plan, 0, _execution(s.device))
 
 
 def _suite_train(path: train.TrainingPath, s: Settings, iters: int) -> float:
@@ -301,8 +304,7 @@ def _suite_data(path: train.TrainingPath, s: Settings, batches_count: int) -> fl
 
 
 def _standard_inference(spec: str, data: datasets.Data, s: Settings, count: int) -> float:
-    torch.manual_seed(0)
-    path = standard.StandardPath(variants.create(spec, num_classes=data.num_classes), _plan(s), s.device)
+    path = standard.StandardPath(*_measured(s, spec, data), s.device)
     # persistent workers: the timed pass does not pay for starting them (in A's favour)
     batches = standard.loader_for(data, False, s.batch_size, s.workers, s.device, persistent=True, limit=count)
     path.evaluate(batches, limit=s.batch_size)  # warm-up: workers, kernels
@@ -358,18 +360,18 @@ def measure_wandb(s: Settings, say) -> list[Row]:
     segment excluded, so W&B's start-up is not smeared over a short run) and the fixed seconds that starting
     and finishing W&B add to a run's wall time."""
     iterations = max(6 * WANDB_LOG_EVERY, round(2 * s.iters / WANDB_LOG_EVERY) * WANDB_LOG_EVERY)
-    plan = replace(_plan(s), name="perf-wandb", epochs=0.0, iterations=iterations, milestones=(iterations,),
-                   lr_warmup_epochs=0.0, log_every=WANDB_LOG_EVERY, checkpoint_every=iterations, eval_points=1,
-                   eval_subset=1000)
+    recipe = replace(_recipe(s), name="perf-wandb", epochs=0.0, iterations=iterations, milestones=(iterations,),
+                     lr_warmup_epochs=0.0, log_every=WANDB_LOG_EVERY, checkpoint_every=iterations, eval_points=1,
+                     eval_subset=1000)
+    source = datasets.Source(s.data_dir, s.cache_dir, download=False)
     spec = s.specs[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as results:
         for repeat in range(1, s.repeats + 1):
             for mode in ("disabled", "offline"):
                 started = time.perf_counter()
-                outcome = train.run(spec, dataset=s.dataset, data_dir=s.data_dir, recipe=plan, results_dir=results,
-                                    wandb_mode=mode, execution=_execution(s.device), force=True, download=False,
-                                    quiet=True, cache_dir=s.cache_dir, job_type="perf")
+                outcome = train.run(Request(spec, s.dataset, recipe), source, results, _execution(s.device),
+                                    wandb_mode=mode, force=True, quiet=True, job_type="perf")
                 wall = time.perf_counter() - started
                 summary = outcome.summary
                 if outcome.status != "finished":
@@ -441,12 +443,16 @@ def _ratio(b: float, a: float) -> str:
     return f"{b / a:.2f}x" if a > 0 else "-"
 
 
-def _standard_words(s: Settings) -> str:
-    if datasets.info(s.dataset).reader == "cifar":
-        return (f"PIL images, RandomHorizontalFlip + RandomCrop({s.image_size}, padding=4) + ToTensor + "
-                "Normalize")
-    return ("torchvision ImageFolder over the JPEG files (decoded every epoch), RandomResizedCrop + "
-            "RandomHorizontalFlip + ToTensor + Normalize")
+def _standard_words(data: datasets.Data) -> str:
+    steps = " + ".join(_transform_words(step) for step in standard.transform(data, train=True).transforms)
+    return f"{data.reader.standard_words}, {steps}"
+
+
+def _transform_words(step) -> str:
+    """A torchvision transform as the table names it: RandomCrop(32, padding=4), ToTensor, ..."""
+    if type(step).__name__ == "RandomCrop":
+        return f"RandomCrop({step.size[0]}, padding={step.padding})"
+    return type(step).__name__
 
 
 def _compile_words(execution: train.Execution) -> str:
@@ -467,7 +473,7 @@ def _machine(s: Settings) -> dict:
     }
 
 
-def markdown(frame, s: Settings) -> str:
+def markdown(frame, s: Settings, data: datasets.Data) -> str:
     machine = _machine(s)
     lines = [
         "# Training speed: the suite (B) against the standard PyTorch recipe (A)",
@@ -478,7 +484,7 @@ def markdown(frame, s: Settings) -> str:
         f"- Versions: {machine['versions']}",
         f"- Command: `{s.command}`",
         f"- Dataset: {s.dataset}" + (f" at {s.image_size}x{s.image_size}" if s.image_size else "") + ".",
-        f"- A: {_standard_words(s)}, DataLoader with {s.workers} worker processes, fp32 NCHW eager, `.item()` each "
+        f"- A: {_standard_words(data)}, DataLoader with {s.workers} worker processes, fp32 NCHW eager, `.item()` each "
         "step.",
         f"- B: the runner's training path: data on the device, batched augmentation, {machine['suite_execution']}. "
         "B's model step alone, on one batch made once, is the ceiling that no data pipeline can pass (below "
@@ -679,7 +685,7 @@ def run(s: Settings, say=print) -> Path:
     else:
         (s.out / "scaling.png").unlink(missing_ok=True)
     report = s.out / "perf.md"
-    report.write_text(markdown(frame, s))
+    report.write_text(markdown(frame, s, data))
     return report
 
 

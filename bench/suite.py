@@ -1,11 +1,12 @@
 """Suites: which training runs answer which of the paper's questions, and the scheduler that trains them.
 
 A suite file (TOML, `bench/suites/<name>.toml`) names a dataset, optionally its recipe (else the dataset's
-default), and a list of experiments; each experiment lists variant specs and the report it feeds. Expanded with a recipe, a scale and a number of seeds, a suite
-is a list of runs, each identified by its run id (see records.py), so a spec shared by two experiments is
-trained once and a run with a finished record is not trained again. Each run trains in a child process
-(`python -m bench train ...`, its output in RESULTS/suites/<suite>/logs/) that a launcher starts, here or on a
-Ray cluster (launch.py), so one crash or divergence is recorded and the suite goes on.
+default), and a list of experiments; each experiment lists variant specs and the report kind it feeds
+(report/kinds.py). Expanded with a recipe, a scale and a number of seeds, a suite is a list of resolved runs
+(runs.py), each identified by its run id (records.py), so a spec shared by two experiments is trained once and
+a run with a finished record is not trained again. Each run trains in a child process (`python -m bench train
+...`, its output in RESULTS/suites/<suite>/logs/) that a launcher starts, here or on a Ray cluster
+(launch.py), so one crash or divergence is recorded and the suite goes on.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import os
 import sys
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from typing import Callable
 
 import variants
 
@@ -25,10 +28,10 @@ from . import recipe as recipes
 from . import records
 from .errors import UserError
 from .launch import Job, Launcher
-from .train import identify
+from .report.kinds import KINDS
+from .runs import Request, Run
 
 SUITES_DIR = Path(__file__).parent / "suites"
-REPORTS = ("depth", "shortcuts", "tweaks", "stems", "bottleneck", "imagenet_depth", "compare")
 SUITE_KEYS = {"name", "dataset", "recipe", "experiments"}
 EXPERIMENT_KEYS = {"title", "report", "runs", "expensive"}
 
@@ -41,7 +44,7 @@ class SuiteError(UserError):
 class Experiment:
     key: str
     title: str
-    report: str
+    report: str  # a kind of report/kinds.py
     runs: tuple[str, ...]  # canonical specs
     expensive: tuple[str, ...] = ()
 
@@ -53,6 +56,8 @@ class Suite:
     path: Path
     experiments: dict[str, Experiment]
     recipe: str  # the suite's recipe unless --recipe says otherwise
+    # each canonical spec of the experiments, parsed once (by the validator): runs are resolved from these
+    specs: dict = field(default_factory=dict, compare=False)
 
     def recipe_or_default(self, recipe: str | None) -> str:
         return recipe or self.recipe
@@ -60,10 +65,22 @@ class Suite:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    spec: str
-    seed: int
-    run_id: str
+    """One run of a suite: the resolved run, and the experiments that asked for it."""
+
+    run: Run
     experiments: tuple[str, ...]
+
+    @property
+    def spec(self) -> str:
+        return self.run.canonical
+
+    @property
+    def seed(self) -> int:
+        return self.run.seed
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
 
 
 def available_suites() -> list[str]:
@@ -108,7 +125,7 @@ def _validate(raw: dict, path: Path) -> Suite:
                        f"{', '.join(recipes.BUDGETS[declared.budget])}")
     if not isinstance(raw.get("experiments"), dict) or not raw["experiments"]:
         fail("experiments", "missing: add at least one [experiments.NAME] table")
-    experiments = {}
+    experiments, parsed = {}, {}
     for name, table in raw["experiments"].items():
         where = f"experiments.{name}"
         if not isinstance(table, dict):
@@ -118,8 +135,9 @@ def _validate(raw: dict, path: Path) -> Suite:
                 fail(f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(EXPERIMENT_KEYS))}")
         if not isinstance(table.get("title"), str):
             fail(f"{where}.title", "missing or not a string")
-        if table.get("report") not in REPORTS:
-            fail(f"{where}.report", f"{table.get('report')!r} is not allowed; choose one of: {', '.join(REPORTS)}")
+        if table.get("report") not in KINDS:
+            fail(f"{where}.report", f"{table.get('report')!r} is not allowed; choose one of: {', '.join(KINDS)}")
+        kind = KINDS[table["report"]]
         specs = {}
         for list_key in ("runs", "expensive"):
             values = table.get(list_key, [])
@@ -127,23 +145,29 @@ def _validate(raw: dict, path: Path) -> Suite:
                 fail(f"{where}.runs", "missing (use runs = [] for an experiment that trains nothing)")
             if not isinstance(values, list):
                 fail(f"{where}.{list_key}", "must be a list of variant specs")
+            if values and not kind.trains:
+                fail(f"{where}.{list_key}", f"a {kind.name} report trains nothing ({kind.shows}): leave it empty")
             canonical = []
             for index, spec in enumerate(values):
                 if not isinstance(spec, str):
                     fail(f"{where}.{list_key}[{index}]", f"{spec!r} is not a spec string")
                 try:
-                    canonical.append(variants.canonical(spec))
+                    spec_object = variants.parse(spec)
                 except variants.SpecError as error:
                     fail(f"{where}.{list_key}[{index}]", str(error))
+                canonical.append(variants.canonical(spec_object))
+                parsed[canonical[-1]] = spec_object
             specs[list_key] = tuple(dict.fromkeys(canonical))
         experiments[name] = Experiment(name, table["title"], table["report"], specs["runs"], specs["expensive"])
-    return Suite(raw["name"], raw["dataset"], path, experiments, recipe)
+    return Suite(raw["name"], raw["dataset"], path, experiments, recipe, parsed)
 
 
 def expand(suite: Suite, recipe: str | None = None, scale: float = 1.0, seeds: int = 1,
-           only: list[str] | None = None, expensive: bool = False) -> list[PlannedRun]:
+           only: list[str] | None = None, expensive: bool = False,
+           checkpoint_every: int | None = None) -> list[PlannedRun]:
     """The runs the suite asks for, each once, in suite order (all specs for seed 0, then for seed 1, ...);
-    with the suite's own recipe when `recipe` is None."""
+    with the suite's own recipe when `recipe` is None. Each spec is resolved once, for seed 0; its other seeds
+    are that run with another seed."""
     recipe = suite.recipe_or_default(recipe)
     if seeds < 1:
         raise SuiteError(f"--seeds {seeds} is not allowed: it must be at least 1")
@@ -156,12 +180,10 @@ def expand(suite: Suite, recipe: str | None = None, scale: float = 1.0, seeds: i
         experiment = suite.experiments[name]
         for spec in experiment.runs + (experiment.expensive if expensive else ()):
             wanted.setdefault(spec, []).append(name)
-    planned = []
-    for seed in range(seeds):
-        for spec, experiments in wanted.items():
-            run_id = identify(spec, suite.dataset, recipe, scale, seed)[3]
-            planned.append(PlannedRun(spec, seed, run_id, tuple(experiments)))
-    return planned
+    first = {spec: Request(suite.specs.get(spec, spec), suite.dataset, recipe, scale, 0,
+                           checkpoint_every=checkpoint_every).resolve() for spec in wanted}
+    return [PlannedRun(first[spec].with_seed(seed), tuple(experiments))
+            for seed in range(seeds) for spec, experiments in wanted.items()]
 
 
 # ---- scheduling ----------------------------------------------------------------------------------------------
@@ -177,12 +199,10 @@ class SuiteResult:
     failed: list[PlannedRun] = field(default_factory=list)
 
 
-def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, recipe: str | None, scale: float,
-              data_dir: str, results_dir: str | Path, wandb_mode: str | None = None, extra_args: tuple[str, ...] = (),
-              cache_dir: str | None = None, skip_corrupt: bool = False) -> SuiteResult:
+def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, source: datasets.Source,
+              results_dir: str | Path, child_arguments: Callable[[Run, str], list[str]]) -> SuiteResult:
     """Train every planned run that has no finished record, as many at a time as the launcher has slots, each
-    in its own process."""
-    recipe = suite.recipe_or_default(recipe)
+    in its own process: `python -m bench train` with `child_arguments(run, device)`."""
     result = SuiteResult()
     todo = []
     for run in planned:
@@ -194,15 +214,14 @@ def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, re
         else:
             todo.append(run)
     where = "" if launcher.name == "local" else f" on {launcher.name}"
+    recipe = f"recipe {planned[0].run.recipe.name} x{planned[0].run.recipe.scale:g}, " if planned else ""
     print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train "
-          f"(recipe {recipe} x{scale:g}, {len(launcher.slots)} at a time{where})")
+          f"({recipe}{len(launcher.slots)} at a time{where})")
     if not todo:
         return result
     # Once, here: a missing dataset is one clear error (or one download, one cache to build), not one per run
     # or a race of jobs.
-    plan = recipes.get(recipe, scale, datasets.info(suite.dataset).budget)
-    data = datasets.load(suite.dataset, data_dir, image_size=plan.image_size, normalize=plan.normalize,
-                         skip_corrupt=skip_corrupt, cache_dir=cache_dir)
+    data = source.load(suite.dataset, replace(todo[0].run.recipe.inputs, val_size=0))
     logs = Path(results_dir) / "suites" / suite.name / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     launcher.prepare(Path(results_dir))
@@ -218,16 +237,7 @@ def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, re
                 if slot in running or not queue:
                     continue
                 run = queue.pop(0)
-                command = [sys.executable, "-m", "bench", "train", run.spec, "--dataset", suite.dataset,
-                           "--recipe", recipe, "--scale", repr(scale), "--seed", str(run.seed), "--data-dir",
-                           _absolute(data_dir), "--results-dir", _absolute(results_dir), "--device", slot_device,
-                           *extra_args]  # absolute: a launcher may start it in another working directory
-                if cache_dir:
-                    command += ["--cache-dir", _absolute(cache_dir)]
-                if skip_corrupt:
-                    command += ["--skip-corrupt"]
-                if wandb_mode:
-                    command += ["--wandb", wandb_mode]
+                command = [sys.executable, "-m", "bench", "train", *child_arguments(run.run, slot_device)]
                 running[slot] = (launcher.submit(command, logs / f"{run.run_id}.log"), run, time.monotonic())
                 print(f"[{done}/{len(todo)}] start {run.spec} seed {run.seed} on {slot_device} "
                       f"({', '.join(run.experiments)})", flush=True)
@@ -256,10 +266,6 @@ def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, re
     finally:
         _stop([job for job, _, _ in running.values()])
     return result
-
-
-def _absolute(path) -> str:
-    return str(Path(path).expanduser().resolve())
 
 
 def _settle(results_dir, run: PlannedRun, returncode: int, logs: Path) -> str:
@@ -307,7 +313,7 @@ class _CostEstimate:
         self.work = {}
         for run in runs:
             if run.spec not in self.work:
-                self.work[run.spec] = measure(run.spec, image_size=image_size, num_classes=num_classes).macs
+                self.work[run.spec] = measure(run.run.trained, image_size=image_size, num_classes=num_classes).macs
         self.done_work = 0.0
         self.done_seconds = 0.0
 

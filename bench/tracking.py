@@ -137,7 +137,7 @@ def define_metrics(run) -> None:
 
 class Tracker:
     def __init__(self, mode: str, wandb_id: str, name: str, config: dict, group: str, tags: list[str],
-                 directory: Path, job_type: str = "train"):
+                 directory: Path, job_type: str = "train", record: records.RunRecord | None = None):
         if mode not in MODES:
             raise UserError(f"--wandb {mode} is not allowed; choose one of: {', '.join(MODES)}")
         if job_type not in JOB_TYPES:
@@ -147,8 +147,8 @@ class Tracker:
         self.run = None
         self.first_step = 0  # steps below it are not logged (a resumed online run has them already)
         self.log_seconds = 0.0  # time the training loop spent inside W&B's log calls
-        # The run's record (train.run passes RESULTS as `directory`): its rows give the summary's minimum.
-        self.record = records.RunRecord(directory, config["run_id"]) if config.get("run_id") else None
+        # The run's record: its rows give the summary's minimum (`finish`), whichever attempt logged them.
+        self.record = record
         if mode == "disabled":
             return
         try:

@@ -1,11 +1,13 @@
 """Train one variant on a dataset with a recipe (the paper's CIFAR §4.2 or ImageNet §3.4, Bag of Tricks'),
 recording everything a comparison needs.
 
-`run()` decides what to do with a run id (skip a finished run, resume an interrupted one, start afresh),
-`train_loop()` is the loop itself, top to bottom: set the lr from the schedule, take an augmented batch
-from the device-resident data, step SGD, and at log points (the only host syncs) record the curves,
-evaluate, checkpoint. A NaN/inf loss ends the run as `diverged`; an exception ends it as `failed`; Ctrl-C
-as `interrupted`. Each keeps what was recorded, and the next call resumes from the last checkpoint.
+`run()` takes a resolved run (runs.py) and decides what to do with its id: skip a finished run, resume an
+interrupted one, start afresh. `Trainer.fit()` is the loop itself, top to bottom: set the lr from the
+schedule, take an augmented batch from the device-resident data, step SGD, and at log points (the only host
+syncs) record the curves, evaluate, checkpoint. A NaN/inf loss ends the run as `diverged`; an exception ends
+it as `failed`; Ctrl-C as `interrupted`. Each keeps what was recorded, and the next call resumes from the
+last checkpoint. The records and W&B describe the net as trained (`Run.trained`: a recipe's zero-gamma
+included), under the run id and name of the request.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from . import recipe as recipes
 from . import distributed, provenance, records
 from .cost import model_cost
 from .errors import UserError
+from .runs import Request, Run
 from .tracking import Tracker, default_mode, warn
 
 
@@ -51,6 +54,9 @@ class Execution:
     # whole global batch (SyncBatchNorm, GPUs only) or over each rank's share (distributed.py).
     world_size: int = 1
     sync_bn: bool = False
+    # Where the training split lives (data/loader.py): whole on the device, streamed to it, or auto; the batches
+    # are the same either way. Recorded in config.json's dataset section, not in `describe`.
+    placement: str = "auto"
 
     PRECISIONS = ("auto", "bf16", "fp32")
     COMPILE_MODES = ("auto", "off", "default", "reduce-overhead")
@@ -114,11 +120,11 @@ def _fast_bf16(device: torch.device) -> bool:
 
 
 class TrainingPath:
-    """The runner's machinery for one model on one device, shared by `train_loop` and `bench perf`.
+    """The runner's machinery for one model on one device, shared by `Trainer` and `bench perf`.
 
     Holds the model in the execution's layout, SGD, the loader (the training split whole on the device, or
-    streamed to it when it does not fit: `placement`) and the normaliser; `step` is one training iteration
-    with no host sync (running loss and error stay on the device until `totals`), and `evaluate` is a full
+    streamed to it when it does not fit: the execution's `placement`) and the normaliser; `step` is one training
+    iteration with no host sync (running loss and error stay on the device until `totals`), and `evaluate` is a full
     pass over a split at the execution's evaluation batch size, through the dataset's evaluation transform.
 
     In a data-parallel world (distributed.py) the model trains inside DistributedDataParallel on this rank's
@@ -126,8 +132,8 @@ class TrainingPath:
     and `self.model` stays the bare net that checkpoints hold.
     """
 
-    def __init__(self, model: nn.Module, data: datasets.Data, plan: recipes.Recipe, seed: int,
-                 execution: Execution, placement: str = "auto", world: distributed.World = distributed.SOLO):
+    def __init__(self, model: nn.Module, data: datasets.Data, plan: recipes.Plan, seed: int,
+                 execution: Execution, world: distributed.World = distributed.SOLO):
         execution = execution.resolved()
         device = execution.device
         if device.type == "cuda":
@@ -141,15 +147,16 @@ class TrainingPath:
         self.eval_transform = data.eval_transform
         # fused: one kernel for the whole update on CUDA; on the CPU the default loop measured the same.
         fused = {"fused": True} if device.type == "cuda" else {}
-        self.optimizer = torch.optim.SGD(_parameter_groups(model, plan), lr=plan.lr, momentum=plan.momentum,
-                                         weight_decay=plan.weight_decay, nesterov=plan.nesterov, **fused)
-        self.stream = not datasets.loader.resident(data.train, device, placement)
+        sgd = plan.optimizer
+        self.optimizer = torch.optim.SGD(_parameter_groups(model, sgd), lr=plan.schedule.lr, momentum=sgd.momentum,
+                                         weight_decay=sgd.weight_decay, nesterov=sgd.nesterov, **fused)
+        self.stream = not datasets.loader.resident(data.train, device, execution.placement)
         train_split = data.train if self.stream else data.train.to(device)
         self.normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
         # where the augmentation can normalise as it crops (ImageNet-resolution data on the CPU), it does
         fused = data.augmentation.normalizing(self.normalizer, execution.memory_format, device)
         self.normalized_by_loader = fused is not None
-        self.loader = datasets.EpochLoader(train_split, plan.batch_size, seed, fused or data.augmentation,
+        self.loader = datasets.EpochLoader(train_split, plan.inputs.batch_size, seed, fused or data.augmentation,
                                            stream=self.stream, device=device, part=(world.rank, world.size))
         if world.parallel:
             from torch.nn.parallel import DistributedDataParallel
@@ -235,10 +242,10 @@ def _running_stats_from_rank0(model: nn.Module) -> None:
         dist.broadcast(buffer, src=0)
 
 
-def _parameter_groups(model: nn.Module, plan: recipes.Recipe):
+def _parameter_groups(model: nn.Module, sgd: recipes.Optimizer):
     """All parameters in one group; with `no_bn_decay`, BN weights and every bias (the 1-d tensors) apart,
     without weight decay (Bag of Tricks §3.1)."""
-    if not plan.no_bn_decay:
+    if not sgd.no_bn_decay:
         return model.parameters()
     decayed = [p for p in model.parameters() if p.ndim > 1]
     exempt = [p for p in model.parameters() if p.ndim <= 1]
@@ -286,48 +293,25 @@ class Outcome:
         return self.record.summary() or {}
 
 
-def identify(spec: str, dataset: str, recipe: str | recipes.Recipe | None = None, scale: float = 1.0, seed: int = 0,
-             val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None):
-    """What a request amounts to: (parsed spec, canonical spec, recipe, run id), validated; nothing is built.
-    The recipe is the dataset's default when None, and as it applies to the dataset's size (recipe.BUDGETS)."""
-    if seed < 0:
-        raise UserError(f"--seed {seed} is not allowed: it must be 0 or more")
-    parsed = variants.parse(spec)
-    canonical = variants.canonical(parsed)
-    declared = datasets.info(dataset)
-    if isinstance(recipe, recipes.Recipe):
-        plan = recipe if scale == 1.0 else recipe.scaled(scale)
-    else:
-        plan = recipes.get(recipe or declared.default_recipe, scale, declared.budget, dataset)
-    overrides = {key: value for key, value in (("val_size", val_size), ("normalize", normalize),
-                                               ("checkpoint_every", checkpoint_every)) if value is not None}
-    plan = replace(plan, **overrides)
-    return parsed, canonical, plan, records.run_id(canonical, declared.name, plan.identity(), seed)
+def run(request: Run | Request, source: datasets.Source = datasets.Source(), results_dir: str | Path = "results",
+        execution: Execution | None = None, *, wandb_mode: str | None = None, force: bool = False,
+        quiet: bool = False, job_type: str = "train", world: distributed.World | None = None) -> Outcome:
+    """Train a run unless a finished record of it exists; resume it if an unfinished one does.
 
-
-def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", recipe: str | recipes.Recipe | None = None,
-        scale: float = 1.0, seed: int = 0, results_dir: str | Path = "results", wandb_mode: str | None = None,
-        execution: Execution | None = None, force: bool = False, download: bool = True,
-        val_size: int | None = None, normalize: str | None = None, checkpoint_every: int | None = None,
-        quiet: bool = False, skip_corrupt: bool = False, cache_dir: str | Path | None = None,
-        placement: str = "auto", world: distributed.World | None = None, job_type: str = "train") -> Outcome:
-    """Train `spec` unless a finished record of the same run exists; resume if an unfinished one does.
-
-    Under torchrun (`world`, from the environment by default) this process is one rank of a data-parallel
-    run: rank 0 decides, records and reports; every rank trains its share (distributed.py). `job_type` is the
-    W&B run's job type: train, or perf for the runs `bench perf` times (tracking.py)."""
+    `source` says where the dataset is read from, `results_dir` where the records go. Under torchrun (`world`,
+    from the environment by default) this process is one rank of a data-parallel run: rank 0 decides, records
+    and reports; every rank trains its share (distributed.py). `job_type` is the W&B run's job type: train, or
+    perf for the runs `bench perf` times (tracking.py)."""
     started = time.perf_counter()
-    parsed, canonical, plan, run_id = identify(spec, dataset, recipe, scale, seed, val_size, normalize,
-                                               checkpoint_every)
+    resolved = request.resolve() if isinstance(request, Request) else request
     world = world or distributed.World.from_environment()
     execution = execution or Execution(resolve_device("auto"))
     execution = replace(execution, device=world.device(execution.device), world_size=world.size).resolved()
-    world.share(plan.batch_size)
+    world.share(resolved.recipe.batch_size)
     with distributed.session(world, execution.device) as group:
         try:
-            return _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results_dir, wandb_mode,
-                        execution, force, download, quiet or not world.main, skip_corrupt, cache_dir, placement,
-                        group, started, job_type)
+            return _attempt(resolved, source, Path(results_dir), execution, group, started, force=force,
+                            wandb_mode=wandb_mode, quiet=quiet or not world.main, job_type=job_type)
         except BaseException as error:
             if group is None:
                 raise
@@ -340,76 +324,81 @@ def run(spec: str, dataset: str = "cifar10", data_dir: str | Path = "data", reci
             status, reason = verdict
             if status == "interrupted":
                 raise distributed.Stopped(reason) from error
-            raise distributed.RankLost(f"run {run_id} failed: {reason}; run the same command again to resume") from error
+            raise distributed.RankLost(f"run {resolved.run_id} failed: {reason}; run the same command again to "
+                                       f"resume") from error
 
 
-def _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results_dir, wandb_mode, execution, force,
-         download, quiet, skip_corrupt, cache_dir, placement, group, started, job_type="train") -> Outcome:
+def _attempt(run: Run, source: datasets.Source, results_dir: Path, execution: Execution,
+             group: distributed.Session | None, started: float, *, force: bool, wandb_mode: str | None,
+             quiet: bool, job_type: str) -> Outcome:
+    """One attempt at `run`: skip it if done, else read the data, take the run's lock, build the model from the
+    checkpoint or afresh, record what is being run, and fit."""
     world = group.world if group else distributed.SOLO
 
     def from_rank0(value):
         """What rank 0 decided, on every rank (a single process: the value itself)."""
         return group.broadcast(value) if group else value
 
-    record = records.RunRecord(results_dir, run_id) if world.main else records.Unwritten(results_dir, run_id)
+    record = records.RunRecord(results_dir, run.run_id) if world.main else records.Unwritten(results_dir, run.run_id)
     say = (lambda *_: None) if quiet else print
     status = from_rank0(None if force or not world.main else record.status())
     if status in records.DONE:
-        say(f"run {run_id} is already {status}; nothing to do (records: {record.dir}; --force to redo)")
-        return Outcome(run_id, record, status, skipped=True)
+        say(f"run {run.run_id} is already {status}; nothing to do (records: {record.dir}; --force to redo)")
+        return Outcome(run.run_id, record, status, skipped=True)
 
     if group and not world.main:
         group.barrier()  # rank 0 downloads and decodes the data first; the others then read its cache
-    data = datasets.load(dataset, data_dir, download=download, val_size=plan.val_size, image_size=plan.image_size,
-                         normalize=plan.normalize, crop_scale=plan.crop_scale, crop_ratio=plan.crop_ratio,
-                         skip_corrupt=skip_corrupt, cache_dir=cache_dir, say=None if not quiet else lambda _: None)
+    data = source.load(run.request.dataset, run.recipe.inputs, say=None if not quiet else lambda _: None)
     if group and world.main:
         group.barrier()
-    if len(data.train) < plan.batch_size:
-        raise datasets.DataError(f"batch size {plan.batch_size} is larger than the {len(data.train)} training images")
-    plan = plan.bound(len(data.train))
+    if len(data.train) < run.recipe.batch_size:
+        raise datasets.DataError(f"batch size {run.recipe.batch_size} is larger than the {len(data.train)} "
+                                 f"training images")
+    plan = run.plan(len(data.train))
     # decided once and recorded; either way the batches are the same (loader.py)
-    placement = "resident" if datasets.loader.resident(data.train, execution.device, placement) else "stream"
+    placement = "resident" if datasets.loader.resident(data.train, execution.device, execution.placement) else "stream"
+    execution = replace(execution, placement=placement)
     with record.lock() if world.main else contextlib.nullcontext():
         if force:  # only now: a forced run that cannot even load its data keeps the old record
             record.clear()
         checkpoint = from_rank0(record.load_checkpoint() if world.main else None)
-        say(f"run {run_id}: {canonical} on {dataset}, recipe {plan.name} x{plan.scale:g}, seed {seed}, "
-            f"{execution.device} {execution.precision}" + (f", {world.size} ranks" if world.parallel else ""))
+        say(f"run {run.run_id}: {run.describe()}, {execution.device} {execution.precision}"
+            + (f", {world.size} ranks" if world.parallel else ""))
         say(f"records: {record.dir}" + (f" (resuming from iteration {checkpoint['iteration']})" if checkpoint else ""))
         if checkpoint and checkpoint["execution"] != execution.describe() and world.main:
             warn(f"resuming with other execution settings than the checkpoint's ({checkpoint['execution']}); the "
                  f"result will not be bit-identical to an uninterrupted run")
 
-        torch.manual_seed(seed)
-        model = variants.create(_as_trained(parsed, plan), num_classes=data.num_classes)
-        cost = model_cost(model, canonical, image_size=data.image_size, num_classes=data.num_classes)
+        torch.manual_seed(run.seed)
+        model = variants.create(run.trained, num_classes=data.num_classes)
+        cost = model_cost(model, run.canonical, image_size=data.image_size, num_classes=data.num_classes)
         code, config = None, {}
         if world.main:
-            source = provenance.source_of(exclude=(Path(results_dir), Path(data_dir)))
-            config = _config(run_id, spec, parsed, canonical, data, plan, seed, execution, data_dir, source, checkpoint)
-            config["dataset"]["placement"] = placement
+            code_source = provenance.source_of(exclude=(results_dir, Path(source.data_dir)))
+            config = _config(run, data, plan, execution, source, code_source, checkpoint)
             code = provenance.version(config)
             if checkpoint and checkpoint.get("source_version", code) != code:
                 warn(f"resuming with other code ({code}) than the checkpoint's ({checkpoint['source_version']}); "
                      f"the records describe the code of this attempt")
-            record.write_source_diff(source.diff)
+            record.write_source_diff(code_source.diff)
             record.write_config(config)
         wandb_id = checkpoint["wandb_id"] if checkpoint else _earlier_wandb_id(record if world.main else None)
-        wandb_id = wandb_id or f"{run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"  # a run that starts anew
+        wandb_id = wandb_id or f"{run.run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"  # a run that starts anew
         tracker = Tracker(
-            (wandb_mode or default_mode()) if world.main else "disabled", wandb_id, name=f"{canonical} seed{seed}",
-            config=config, group=f"{dataset}:{canonical}", tags=_tags(parsed, dataset, plan),
-            directory=Path(results_dir), job_type=job_type,
+            (wandb_mode or default_mode()) if world.main else "disabled", wandb_id,
+            name=f"{run.canonical} seed{run.seed}", config=config, group=f"{run.dataset.name}:{run.canonical}",
+            tags=_tags(run.trained, run.dataset.name, plan), directory=results_dir, job_type=job_type,
+            record=record if world.main else None,
         )
+        trainer = Trainer(run, plan, data, model, execution, record, tracker, cost, checkpoint, started,
+                          code=code, group=group, quiet=quiet)
         try:
-            status = train_loop(model, parsed, data, plan, seed, execution, record, tracker, cost, checkpoint,
-                                quiet, started, code, placement, group)
+            status = trainer.fit()
         except BaseException:
             tracker.finish(record.summary() or {}, failed=True)
             raise
     if not world.main:
-        return Outcome(run_id, record, status)
+        return Outcome(run.run_id, record, status)
     summary = record.summary()
     if tracker.location:
         say(f"W&B ({tracker.mode}): {tracker.location}")
@@ -420,7 +409,7 @@ def _run(spec, dataset, data_dir, plan, parsed, canonical, run_id, seed, results
             f"wall {summary['wall_seconds']:.0f} s")
     else:
         say(f"{status}: {summary.get('reason', '')}")
-    return Outcome(run_id, record, status)
+    return Outcome(run.run_id, record, status)
 
 
 def _earlier_wandb_id(record: records.RunRecord | None) -> str | None:
@@ -433,142 +422,166 @@ def _earlier_wandb_id(record: records.RunRecord | None) -> str | None:
     return summary.get("wandb_id")
 
 
-def train_loop(model: nn.Module, spec, data: datasets.Data, plan: recipes.Recipe, seed: int, execution: Execution,
-               record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, quiet: bool,
-               started: float, code: str | None = None, placement: str = "auto",
-               group: distributed.Session | None = None) -> str:
-    """Train from `checkpoint` (or from scratch) to the end of the recipe; returns the final status."""
-    device = execution.device
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    path = TrainingPath(model, data, plan, seed, execution, placement, group.world if group else distributed.SOLO)
-    test = _placed(data.test, device, placement)
-    val = _placed(data.val, device, placement) if data.val is not None else None
-    # the intermediate evaluations' share of each split (the final one takes all), as config.json records it
-    evaluation = _evaluation(data, plan, checkpoint)
-    test_subset, val_subset = evaluation["intermediate_test_images"], evaluation.get("intermediate_val_images", 0)
-    loader, optimizer = path.loader, path.optimizer
+class Trainer:
+    """One attempt at a run, from its checkpoint (or the first iteration) to the end of its plan.
 
-    iteration, warmup_end, train_seconds, wall_before = 0, None, 0.0, 0.0
-    if checkpoint:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        iteration, train_seconds, wall_before = checkpoint["iteration"], checkpoint["train_seconds"], checkpoint["wall_seconds"]
-        warmup_end = checkpoint["warmup_end"]
-        torch.set_rng_state(checkpoint["rng_cpu"])
-        record.truncate_metrics(iteration)
-        tracker.replay(record.metrics())  # offline: this attempt's W&B directory holds the earlier rows too
-    else:
-        record.reset_metrics()
-    depth = getattr(spec, "depth", 0)
-    warming_up = warmup_end is None and depth >= plan.warmup_min_depth and plan.warmup_iterations > 0
+    `fit()` is the training loop; the state it carries from step to step (iteration, the deep-net warm-up,
+    seconds trained) is what a checkpoint holds, so a resumed attempt continues where the last one stopped and
+    reaches the same records as an uninterrupted run (bit-identical on the CPU)."""
 
-    def summary(status: str, **fields) -> dict:
+    def __init__(self, run: Run, plan: recipes.Plan, data: datasets.Data, model: nn.Module, execution: Execution,
+                 record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, started: float, *,
+                 code: str | None = None, group: distributed.Session | None = None, quiet: bool = False):
+        device = execution.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        self.run, self.plan, self.data, self.model, self.execution = run, plan, data, model, execution
+        self.record, self.tracker, self.cost, self.code, self.group, self.quiet = record, tracker, cost, code, group, quiet
+        self.started = started
+        self.path = TrainingPath(model, data, plan, run.seed, execution, group.world if group else distributed.SOLO)
+        self.loader = self.path.loader
+        self.test = _placed(data.test, device, execution.placement)
+        self.val = _placed(data.val, device, execution.placement) if data.val is not None else None
+        # the intermediate evaluations' share of each split (the final one takes all), as config.json records it
+        self.evaluation = _evaluation(data, plan, checkpoint)
+        self.schedule, self.cadence, self.warmup = plan.schedule, plan.cadence, plan.schedule.deep_net_warmup
+
+        self.iteration, self.warmup_end, self.train_seconds, self.wall_before = 0, None, 0.0, 0.0
+        if checkpoint:
+            model.load_state_dict(checkpoint["model"])
+            self.path.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.iteration, self.warmup_end = checkpoint["iteration"], checkpoint["warmup_end"]
+            self.train_seconds, self.wall_before = checkpoint["train_seconds"], checkpoint["wall_seconds"]
+            torch.set_rng_state(checkpoint["rng_cpu"])
+            record.truncate_metrics(self.iteration)
+            tracker.replay(record.metrics())  # offline: this attempt's W&B directory holds the earlier rows too
+        else:
+            record.reset_metrics()
+        self.warming_up = self.warmup_end is None and self.warmup.applies_to(getattr(run.trained, "depth", 0))
+        self.status, self.row = "running", {}
+
+    def fit(self) -> str:
+        """Train to the end of the plan; returns the final status: finished, or diverged."""
+        self.record.write_summary(self.summary("running"))
+        progress = _progress(self.plan.iterations, self.iteration, self.quiet)
+        self.segment_start = time.perf_counter()
+        try:
+            while self.status == "running" and self.iteration < self.plan.iterations:
+                epoch, position = divmod(self.iteration, self.loader.steps_per_epoch)
+                for images, labels in self.loader.batches(epoch, position):
+                    lr = self.schedule.lr_at(self.iteration, self.warming_up)
+                    self.path.step(images, labels, lr)
+                    self.iteration += 1
+                    if self.warming_up and self.iteration >= self.warmup.iterations:
+                        self.end_warmup()
+                    if self.iteration % self.cadence.log_every == 0 or self.iteration == self.plan.iterations:
+                        self.log_point(lr, progress)  # the one place the host waits for the device
+                        if self.status != "running":
+                            break
+        except KeyboardInterrupt:
+            self.record.write_summary(self.summary("interrupted",
+                                                   reason="interrupted; run the same command again to resume"))
+            raise
+        except Exception as error:
+            # in a parallel run, rank 0 finds out which rank ended it (distributed.py)
+            verdict = self.group.judge(error) if self.group and self.group.world.main else None
+            status, reason = verdict or ("failed", f"{type(error).__name__}: {error}")
+            if status == "interrupted":
+                reason += "; run the same command again to resume"
+            self.record.write_summary(self.summary(status, reason=reason))
+            raise
+        finally:
+            progress.close()
+        if self.status == "diverged":
+            self.record.write_summary(self.summary("diverged", reason=f"training loss became {self.row['train/loss']} "
+                                                                     f"by iteration {self.iteration}"))
+            return self.status
+        self.record.write_summary(self.summary("finished", **self.results()))
+        self.record.drop_checkpoint()  # a finished run needs its summary, not its optimizer state
+        return self.status
+
+    def end_warmup(self) -> None:
+        self.warming_up, self.warmup_end = False, self.iteration
+
+    def log_point(self, lr: float, progress) -> None:
+        """Record the training curves since the last log point; evaluate, checkpoint or finish when it is time."""
+        seen = self.path.images_seen
+        train_loss, train_error = self.path.totals()
+        segment_seconds = time.perf_counter() - self.segment_start
+        self.train_seconds += segment_seconds
+        final = self.iteration == self.plan.iterations
+        row = {"iteration": self.iteration, "epoch": self.iteration / self.loader.steps_per_epoch, "lr": lr,
+               "train/loss": train_loss, "train/error": train_error, "throughput/train_img_s": seen / segment_seconds}
+        self.row = row
+        if self.warming_up and train_error < 100 * self.warmup.until_error:
+            self.end_warmup()
+        if not math.isfinite(train_loss):
+            self.status = "diverged"
+            self.record.append_metrics(row)
+            self.tracker.log(row, step=self.iteration)
+            return
+        if final or self.iteration % self.cadence.eval_every == 0:
+            self.evaluate(row, final)
+        self.record.append_metrics(row)
+        self.tracker.log(row, step=self.iteration)
+        progress.update(self.iteration - progress.n)
+        progress.set_postfix(loss=f"{train_loss:.3f}", err=f"{train_error:.1f}%", lr=f"{lr:g}")
+        if self.iteration % self.cadence.checkpoint_every == 0 and not final:
+            self.save_checkpoint()
+        self.segment_start = time.perf_counter()
+        if final:
+            self.status = "finished"
+
+    def evaluate(self, row: dict, final: bool) -> None:
+        """Test (and validation) loss and error into `row`: the whole split at the end, a fixed part before."""
+        started = time.perf_counter()
+        row["test/loss"], row["test/error"] = self.path.evaluate(
+            self.test, 0 if final else self.evaluation["intermediate_test_images"])
+        if final:  # the whole test set at the evaluation batch size, same precision and layout
+            row["throughput/inference_img_s"] = len(self.test) / (time.perf_counter() - started)
+        if self.val is not None:
+            row["val/loss"], row["val/error"] = self.path.evaluate(
+                self.val, 0 if final else self.evaluation.get("intermediate_val_images", 0))
+
+    def save_checkpoint(self) -> None:
+        self.record.save_checkpoint({
+            "model": self.model.state_dict(), "optimizer": self.path.optimizer.state_dict(),
+            "iteration": self.iteration, "warmup_end": self.warmup_end, "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_before + time.perf_counter() - self.started, "rng_cpu": torch.get_rng_state(),
+            "execution": self.execution.describe(), "wandb_id": self.tracker.wandb_id,
+            "source_version": self.code, "evaluation": self.evaluation,
+        })
+        self.record.write_summary(self.summary("running"))
+
+    def summary(self, status: str, **fields) -> dict:
+        """summary.json as of now."""
         return {
-            "status": status, "run_id": record.run_id, "spec": cost.spec, "dataset": data.name, "seed": seed,
-            "iterations": iteration, "iterations_planned": plan.iterations, "warmup_end": warmup_end,
-            "params": cost.params, "macs": cost.macs, "train_seconds": round(train_seconds, 3),
-            "wall_seconds": round(wall_before + time.perf_counter() - started, 3),
-            "updated_at": _now(), "wandb_id": tracker.wandb_id, **fields,
+            "status": status, "run_id": self.run.run_id, "spec": self.run.canonical, "dataset": self.data.name,
+            "seed": self.run.seed, "iterations": self.iteration, "iterations_planned": self.plan.iterations,
+            "warmup_end": self.warmup_end, "params": self.cost.params, "macs": self.cost.macs,
+            "train_seconds": round(self.train_seconds, 3),
+            "wall_seconds": round(self.wall_before + time.perf_counter() - self.started, 3),
+            "updated_at": _now(), "wandb_id": self.tracker.wandb_id, **fields,
         }
 
-    record.write_summary(summary("running"))
-    progress = _progress(plan.iterations, iteration, quiet)
-    segment_start = time.perf_counter()
-    status, row = "running", {}
-    try:
-        while status == "running" and iteration < plan.iterations:
-            epoch, position = divmod(iteration, loader.steps_per_epoch)
-            for images, labels in loader.batches(epoch, position):
-                lr = plan.lr_at(iteration, warming_up)
-                path.step(images, labels, lr)
-                iteration += 1
-                if warming_up and iteration >= plan.warmup_iterations:
-                    warming_up, warmup_end = False, iteration
-                final = iteration == plan.iterations
-                if iteration % plan.log_every and not final:
-                    continue
-
-                # ---- log point: the one place the host waits for the device ----
-                seen = path.images_seen
-                train_loss, train_error = path.totals()
-                segment_seconds = time.perf_counter() - segment_start
-                train_seconds += segment_seconds
-                row = {"iteration": iteration, "epoch": iteration / loader.steps_per_epoch, "lr": lr,
-                       "train/loss": train_loss, "train/error": train_error,
-                       "throughput/train_img_s": seen / segment_seconds}
-                if warming_up and train_error < 100 * plan.warmup_until_error:
-                    warming_up, warmup_end = False, iteration
-                if not math.isfinite(train_loss):
-                    status = "diverged"
-                    record.append_metrics(row)
-                    tracker.log(row, step=iteration)
-                    break
-                if final or iteration % plan.eval_every == 0:
-                    evaluation_start = time.perf_counter()
-                    row["test/loss"], row["test/error"] = path.evaluate(test, 0 if final else test_subset)
-                    if final:  # the whole test set at the evaluation batch size, same precision and layout
-                        row["throughput/inference_img_s"] = len(test) / (time.perf_counter() - evaluation_start)
-                    if val is not None:
-                        row["val/loss"], row["val/error"] = path.evaluate(val, 0 if final else val_subset)
-                record.append_metrics(row)
-                tracker.log(row, step=iteration)
-                progress.update(iteration - progress.n)
-                progress.set_postfix(loss=f"{train_loss:.3f}", err=f"{train_error:.1f}%", lr=f"{lr:g}")
-                if iteration % plan.checkpoint_every == 0 and not final:
-                    record.save_checkpoint({
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
-                        "warmup_end": warmup_end, "train_seconds": train_seconds,
-                        "wall_seconds": wall_before + time.perf_counter() - started,
-                        "rng_cpu": torch.get_rng_state(), "execution": execution.describe(),
-                        "wandb_id": tracker.wandb_id, "source_version": code, "evaluation": evaluation,
-                    })
-                    record.write_summary(summary("running"))
-                segment_start = time.perf_counter()
-                if final:
-                    status = "finished"
-                    break
-    except KeyboardInterrupt:
-        record.write_summary(summary("interrupted", reason="interrupted; run the same command again to resume"))
-        raise
-    except Exception as error:
-        # in a parallel run, rank 0 finds out which rank ended it (distributed.py)
-        verdict = group.judge(error) if group and group.world.main else None
-        status, reason = verdict or ("failed", f"{type(error).__name__}: {error}")
-        if status == "interrupted":
-            reason += "; run the same command again to resume"
-        record.write_summary(summary(status, reason=reason))
-        raise
-    finally:
-        progress.close()
-
-    if status == "diverged":
-        record.write_summary(summary("diverged", reason=f"training loss became {train_loss} by iteration {iteration}"))
-        return status
-    memory = _peak_memory(device)
-    record.write_summary(summary(
-        "finished",
-        test_error=row["test/error"], test_loss=row["test/loss"],
-        val_error=row.get("val/error"), val_loss=row.get("val/loss"),
-        train_error=row["train/error"], train_loss=row["train/loss"],
-        train_img_s=iteration * plan.batch_size / train_seconds if train_seconds else None,
-        inference_img_s=row["throughput/inference_img_s"], wandb_log_seconds=round(tracker.log_seconds, 4),
-        **memory,
-    ))
-    record.drop_checkpoint()  # a finished run needs its summary, not its optimizer state
-    return status
-
-
-def _as_trained(spec, plan: recipes.Recipe):
-    """The net the recipe trains: the spec itself, zero-gamma when the recipe asks for it (Bag of Tricks)."""
-    if plan.zero_init and isinstance(spec, variants.Spec):
-        return replace(spec, zero_init=True)
-    return spec  # timm's ResNets start their blocks' last BN at zero already (zero_init_last)
+    def results(self) -> dict:
+        """What a finished run adds to its summary: the final errors, the speed and the peak memory."""
+        row = self.row
+        return dict(
+            test_error=row["test/error"], test_loss=row["test/loss"],
+            val_error=row.get("val/error"), val_loss=row.get("val/loss"),
+            train_error=row["train/error"], train_loss=row["train/loss"],
+            train_img_s=(self.iteration * self.plan.inputs.batch_size / self.train_seconds
+                         if self.train_seconds else None),
+            inference_img_s=row["throughput/inference_img_s"],
+            wandb_log_seconds=round(self.tracker.log_seconds, 4), **_peak_memory(self.execution.device),
+        )
 
 
 def _placed(split: datasets.Split, device: torch.device, placement: str) -> datasets.Split:
-    """An evaluation split on the device when it fits there; else left on the host, copied a batch at a time."""
-    return split.to(device) if datasets.loader.resident(split, device, placement) else split
+    """An evaluation split beside a resident training split on the device; beside a streamed one, there too when
+    it fits; else left on the host, copied a batch at a time."""
+    return split.to(device) if datasets.loader.resident(split, device, placement.replace("stream", "auto")) else split
 
 
 def _progress(total: int, initial: int, quiet: bool):
@@ -596,49 +609,51 @@ def _variant_axes(spec) -> dict:
     return spec.axis_values()
 
 
-def _tags(spec, dataset: str, plan: recipes.Recipe) -> list[str]:
+def _tags(spec, dataset: str, plan: recipes.Plan) -> list[str]:
     variant = ["family:timm", f"timm_model:{spec.name}"] if isinstance(spec, variants.TimmSpec) else spec.tags()
     return variant + [f"dataset:{dataset}", f"recipe:{plan.name}"]
 
 
-def _config(run_id: str, given: str, spec, canonical: str, data: datasets.Data, plan: recipes.Recipe, seed: int,
-            execution: Execution, data_dir, source: provenance.Source, checkpoint: dict | None = None) -> dict:
+def _config(run: Run, data: datasets.Data, plan: recipes.Plan, execution: Execution, source: datasets.Source,
+            code: provenance.Source, checkpoint: dict | None = None) -> dict:
+    """config.json: what was run, the net as trained (`variant`: a recipe's zero-gamma included), and how."""
     import timm
     import torchvision
     import wandb
 
     return {
-        "run_id": run_id,
-        "spec": canonical,
-        "spec_as_given": given,
-        "variant": _variant_axes(spec),
+        "run_id": run.run_id,
+        "spec": run.canonical,
+        "spec_as_given": run.request.spec,
+        "spec_as_trained": run.trained_canonical,
+        "variant": _variant_axes(run.trained),
         "dataset": {
             "name": data.name, "num_classes": data.num_classes, "train_size": len(data.train),
             "val_size": len(data.val) if data.val is not None else 0, "test_size": len(data.test),
-            "data_dir": str(Path(data_dir).resolve()), "image_size": data.image_size,
+            "data_dir": str(Path(source.data_dir).resolve()), "image_size": data.image_size,
             "augmentation": data.augmentation.describe() + (
                 "; crops and normalisation in one C++ pass"
                 if data.augmentation.fuses(execution.device, data.normalize) else ""),
             "evaluation": data.eval_transform.describe() if data.eval_transform else "the images as stored",
-            **data.details,
+            **data.details, "placement": execution.placement,
         },
         "recipe": plan.to_dict(),
         "evaluation": _evaluation(data, plan, checkpoint),
-        "seed": seed,
+        "seed": run.seed,
         "execution": execution.describe(),
         "versions": {
             "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "timm": timm.__version__, "wandb": wandb.__version__, "resnet_bench": _package_version(),
         },
-        "git_commit": source.git_commit,
-        "source": source.to_dict(),
+        "git_commit": code.git_commit,
+        "source": code.to_dict(),
         "created_at": _now(),
     }
 
 
-def _evaluation(data: datasets.Data, plan: recipes.Recipe, checkpoint: dict | None = None) -> dict:
+def _evaluation(data: datasets.Data, plan: recipes.Plan, checkpoint: dict | None = None) -> dict:
     """What each evaluation measures: how many images of the test (and validation) split the intermediate
-    points use (the first ones in stored order, a fixed shuffle: recipe.eval_images) and the final one.
+    points use (the first ones in stored order, a fixed shuffle: Cadence.intermediate_images) and the final one.
 
     A resumed run keeps what its checkpoint says, so that one record's curve is measured one way throughout;
     a checkpoint written before the rule existed used the recipe's `eval_subset`, or all images."""
@@ -646,7 +661,8 @@ def _evaluation(data: datasets.Data, plan: recipes.Recipe, checkpoint: dict | No
         return checkpoint["evaluation"]
 
     def intermediate(size: int) -> int:
-        return (min(plan.eval_subset or size, size) if checkpoint else plan.eval_images(size))
+        cadence = plan.cadence
+        return min(cadence.eval_subset or size, size) if checkpoint else cadence.intermediate_images(size)
 
     described = {"intermediate_test_images": intermediate(len(data.test)), "final_test_images": len(data.test)}
     if data.val is not None:

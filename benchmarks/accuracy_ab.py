@@ -16,9 +16,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench import data as cifar
+from bench import data as datasets
 from bench import recipe as recipes
 from bench import standard, train
+from bench.runs import Request
 
 
 def main() -> None:
@@ -32,16 +33,16 @@ def main() -> None:
     args = parser.parse_args()
 
     device = train.resolve_device(args.device)
-    plan = recipes.get("paper", args.scale)
-    data = cifar.load("cifar10", args.data_dir, download=False)
+    data = datasets.load("cifar10", args.data_dir, download=False)
+    plan = recipes.get("paper", args.scale).resolve(len(data.train))
     rows = []
     with tempfile.TemporaryDirectory(prefix="accuracy-ab-") as results:
         for seed in args.seeds:
             a = standard.train(args.spec, data, plan, seed, device)
             print(f"seed {seed} A: test error {a['test_error']:.2f}%, {a['train_img_s']:.0f} img/s", flush=True)
-            outcome = train.run(args.spec, data_dir=args.data_dir, recipe="paper", scale=args.scale, seed=seed,
-                                results_dir=results, wandb_mode="disabled", execution=train.Execution(device),
-                                force=True, download=False, normalize="channel", quiet=True)
+            request = Request(args.spec, recipe="paper", scale=args.scale, seed=seed, normalize="channel")
+            outcome = train.run(request, datasets.Source(args.data_dir, download=False), results,
+                                train.Execution(device), wandb_mode="disabled", force=True, quiet=True)
             b = outcome.summary
             print(f"seed {seed} B: test error {b['test_error']:.2f}%, {b['train_img_s']:.0f} img/s", flush=True)
             rows.append((seed, a, b))
@@ -55,7 +56,8 @@ def main() -> None:
         f"# Test error at the same budget: standard recipe (A) and suite (B), `{args.spec}`",
         "",
         f"{datetime.date.today()}, {execution['device_name']}; paper schedule x{args.scale:g} "
-        f"({plan.iterations} iterations of batch {plan.batch_size}, lr steps at {', '.join(map(str, plan.milestones))}); "
+        f"({plan.iterations} iterations of batch {plan.inputs.batch_size}, lr steps at "
+        f"{', '.join(map(str, plan.schedule.milestones))}); "
         f"A: fp32 NCHW eager, PIL + DataLoader ({standard.default_workers()} workers); B: the runner, "
         f"{execution['precision']} {execution['memory_format']}, compile {execution['compile']}. Both normalise by "
         f"channel.",

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from bench import train
+from bench import data, train
 from bench.recipe import RECIPES
+from bench.runs import Request
 
 SETTINGS = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
 
@@ -41,8 +42,8 @@ def main() -> None:
         for round_index in range(args.repeats):
             for precision, channels_last in SETTINGS:
                 execution = train.Execution(torch.device("cpu"), precision=precision, channels_last=channels_last)
-                outcome = train.run(args.spec, data_dir=args.data_dir, recipe=recipe, results_dir=results,
-                                    wandb_mode="disabled", execution=execution, force=True, quiet=True)
+                outcome = train.run(Request(args.spec, recipe=recipe), data.Source(args.data_dir), results, execution,
+                                    wandb_mode="disabled", force=True, quiet=True)
                 speed = outcome.summary["train_img_s"]
                 speeds[(precision, channels_last)].append(speed)
                 print(f"round {round_index + 1}: {precision} {'channels_last' if channels_last else 'NCHW'}: {speed:.0f} img/s")

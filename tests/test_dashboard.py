@@ -15,8 +15,11 @@ import torch
 import variants
 from bench import dashboard, report, train, tracking
 from bench import suite as suites
+from bench.cli import build_parser
+from bench.data import Source
 from bench.errors import UserError
 from bench.report.pages import Page, Table
+from bench.runs import Request
 from conftest import write_cifar10
 
 TINY_NET = "cifar(depth=8)"
@@ -86,9 +89,8 @@ def offline_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("dashboard")
     write_cifar10(root / "data")
-    outcome = train.run(TINY_NET, dataset="cifar10", data_dir=root / "data", recipe="smoke", scale=SMOKE_SCALE,
-                        results_dir=root / "results", execution=train.Execution(torch.device("cpu")),
-                        download=False, quiet=True, wandb_mode="offline")
+    outcome = train.run(Request(TINY_NET, "cifar10", "smoke", SMOKE_SCALE), Source(root / "data", download=False),
+                        root / "results", train.Execution(torch.device("cpu")), wandb_mode="offline", quiet=True)
     assert outcome.status == "finished"
     wandb.teardown()  # as at the end of a training process: the service flushes the run file
     files = list((root / "results" / "wandb").glob("offline-run-*/run-*.wandb"))
@@ -310,9 +312,7 @@ def test_perf_runs_have_their_own_job_type(tmp_path):
 # ---- the command -------------------------------------------------------------------------------------------------
 
 def command(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    dashboard.add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_command_writes_the_definitions_and_says_how_to_publish(tmp_path, capsys):

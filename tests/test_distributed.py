@@ -21,6 +21,7 @@ from bench import recipe as recipes
 from bench.cli import main
 from bench.errors import UserError
 from bench.records import RunRecord
+from bench.runs import Request
 
 TINY_NET = "cifar(depth=8)"
 # 200 iterations of the smoke recipe on the tiny data, a checkpoint every 10: long enough to kill a rank in
@@ -63,13 +64,14 @@ def test_ranks_batches_partition_the_single_process_batch(stream):
     assert torch.equal(resumed[0][1], list(whole.batches(epoch=3, start=7))[0][1][16:])
 
 
+@pytest.mark.slow
 def test_two_rank_run_writes_one_record_with_the_one_process_run_id(tmp_path, tiny_cifar10):
     root, _ = tiny_cifar10
     child = torchrun(root, tmp_path / "two")
     out, _ = child.communicate(timeout=300)
     assert child.returncode == 0, out
     record = only_run(tmp_path / "two")
-    _, _, _, one_process_id = train.identify(TINY_NET, "cifar10", "smoke", 5.0)
+    one_process_id = Request(TINY_NET, "cifar10", "smoke", 5.0).resolve().run_id
     assert record.run_id == one_process_id
     # one set of records: no second run folder, no checkpoint left, nothing else in the results folder
     assert [p.name for p in (tmp_path / "two").iterdir()] == ["runs"]
@@ -142,8 +144,8 @@ def _rank_main(rank, port, root, results, plan, failing_rank=None):
             step(self, *args)
 
         train.TrainingPath.step = failing_step
-    train.run(TINY_NET, data_dir=root, recipe=plan, results_dir=results, wandb_mode="disabled", download=False,
-              quiet=True, execution=train.Execution(torch.device("cpu"), precision="fp32"))
+    train.run(Request(TINY_NET, recipe=plan), datasets.Source(root, download=False), results,
+              train.Execution(torch.device("cpu"), precision="fp32"), wandb_mode="disabled", quiet=True)
 
 
 def free_port():
@@ -152,21 +154,23 @@ def free_port():
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_first_step_loss_matches_one_rank_up_to_batch_norm(tmp_path, tiny_cifar10):
     root, _ = tiny_cifar10
     plan = one_step("first-step")
     torch.multiprocessing.start_processes(_rank_main, args=(free_port(), root, tmp_path / "two", plan), nprocs=2,
                                           start_method="spawn")
     two_ranks = only_run(tmp_path / "two").metrics()[0]["train/loss"]
-    one = train.run(TINY_NET, data_dir=root, recipe=plan, results_dir=tmp_path / "one", wandb_mode="disabled",
-                    download=False, quiet=True, execution=train.Execution(torch.device("cpu"), precision="fp32"))
+    one = train.run(Request(TINY_NET, recipe=plan), datasets.Source(root, download=False), tmp_path / "one",
+                    train.Execution(torch.device("cpu"), precision="fp32"), wandb_mode="disabled", quiet=True)
     one_rank = one.record.metrics()[0]["train/loss"]
 
     # The oracle: the single process's first batch and net, with batch norm taking its statistics over each
     # half on its own, as each of the two ranks does over its 32 images. DDP changes nothing else.
     data = datasets.load("cifar10", root, download=False)
     torch.manual_seed(0)  # as the runner seeds before it builds the net
-    path = train.TrainingPath(variants.create(variants.parse(TINY_NET), num_classes=10), data, plan, 0,
+    path = train.TrainingPath(variants.create(variants.parse(TINY_NET), num_classes=10), data,
+                              plan.resolve(len(data.train)), 0,
                               train.Execution(torch.device("cpu"), precision="fp32"))
     images, labels = next(path.loader.batches(0))
     halves = [F.cross_entropy(path.model(path.normalizer(images[i:i + 32], path.execution.memory_format)),
@@ -178,6 +182,7 @@ def test_first_step_loss_matches_one_rank_up_to_batch_norm(tmp_path, tiny_cifar1
     assert two_ranks != one_rank
 
 
+@pytest.mark.slow
 def test_a_rank_that_fails_is_named_in_the_record(tmp_path, tiny_cifar10):
     root, _ = tiny_cifar10
     plan = recipes.RECIPES["smoke"]

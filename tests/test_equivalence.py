@@ -50,11 +50,11 @@ def outputs_of_both(reference: nn.Module, ours_spec: str) -> tuple[torch.Tensor,
     [
         ("torchvision/resnet18", "resnet18"),
         ("torchvision/resnet34", "resnet34"),
-        ("torchvision/resnet50", "resnet50b"),
-        ("torchvision/resnet101", "resnet101b"),
-        ("timm/resnet50c", "resnet50c"),
-        ("timm/resnet50d", "resnet50d"),
-        ("timm/seresnet50", "resnet50b(se=true)"),
+        pytest.param("torchvision/resnet50", "resnet50b", marks=pytest.mark.slow),
+        pytest.param("torchvision/resnet101", "resnet101b", marks=pytest.mark.slow),
+        pytest.param("timm/resnet50c", "resnet50c", marks=pytest.mark.slow),
+        pytest.param("timm/resnet50d", "resnet50d", marks=pytest.mark.slow),
+        pytest.param("timm/seresnet50", "resnet50b(se=true)", marks=pytest.mark.slow),
     ],
 )
 def test_same_outputs_as_reference_with_copied_weights(reference_name, ours_spec):
@@ -68,6 +68,7 @@ def test_same_outputs_as_reference_with_copied_weights(reference_name, ours_spec
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_original_stride_placement_differs_from_torchvision():
     """torchvision's resnet50 is ResNet-B: in our original (stride in the 1x1) the same weights compute
     something else. This is the control that shows the comparison above can fail."""

@@ -17,6 +17,7 @@ from bench.data import augmentation as augment, folder
 from bench.data.loader import EpochLoader
 from bench.errors import UserError
 from bench.records import RunRecord
+from bench.runs import Request
 
 TINY_NET = "imagenet(blocks=1-1-1-1)"
 
@@ -176,6 +177,7 @@ def test_validation_split_is_a_random_sample_of_the_cache(tiny_folder):
 
 # ---- augmentation and evaluation on the device -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_resized_crops_are_exact_for_given_boxes():
     images = torch.randint(0, 256, (3, 3, 40, 40), dtype=torch.uint8)
     boxes = torch.tensor([[0.0, 0.0, 16.0, 16.0], [10.0, 4.0, 26.0, 20.0], [4.0, 8.0, 36.0, 40.0]])
@@ -188,8 +190,17 @@ def test_resized_crops_are_exact_for_given_boxes():
     torch.testing.assert_close(out[2], F.avg_pool2d(images[2:3, :, 8:40, 4:36].float(), 2)[0])
 
 
-@pytest.mark.skipif(augment._fused_kernel() is None, reason="no C++ compiler here: the fused kernel cannot be built")
-def test_fused_cpu_crops_equal_the_crops_then_the_normaliser():
+@pytest.fixture
+def fused_kernel():
+    """The fused C++ crop kernel, built on first use (about 30 s once per machine); skips where it cannot be."""
+    kernel = augment._fused_kernel()
+    if kernel is None:
+        pytest.skip("no C++ compiler here: the fused kernel cannot be built")
+    return kernel
+
+
+@pytest.mark.slow
+def test_fused_cpu_crops_equal_the_crops_then_the_normaliser(fused_kernel):
     images = torch.randint(0, 256, (12, 3, 40, 40), dtype=torch.uint8)
     crop = augment.ResizedCrop(stored_size=40, size=32, scale=(0.1, 1.0), ratio=(3 / 4, 4 / 3))
     boxes, flips = crop.draw(12, torch.Generator().manual_seed(1))
@@ -298,16 +309,16 @@ def test_order_is_seeded_resumable_and_the_same_streamed(window):
 
 # ---- training runs on a tiny folder ---------------------------------------------------------------------
 
-def smoke(results, root, **options):
-    options.setdefault("wandb_mode", "disabled")
-    return train.run(TINY_NET, dataset=f"folder:{root}", recipe="smoke", results_dir=results,
-                     execution=train.Execution(torch.device("cpu")), quiet=True, **options)
+def smoke(results, root, cache_dir=None, placement="auto"):
+    return train.run(Request(TINY_NET, f"folder:{root}", "smoke"), data.Source(cache_dir=cache_dir), results,
+                     train.Execution(torch.device("cpu"), placement=placement), wandb_mode="disabled", quiet=True)
 
 
 def curve(record):
     return [{k: v for k, v in row.items() if not k.startswith("throughput/")} for row in record.metrics()]
 
 
+@pytest.mark.slow
 def test_smoke_run_on_a_folder_and_its_killed_twin_resume_to_the_same_records(tiny_folder, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     whole = smoke(tmp_path / "whole", tiny_folder, cache_dir=cache)
@@ -345,18 +356,19 @@ def test_smoke_run_on_a_folder_and_its_killed_twin_resume_to_the_same_records(ti
 def test_epoch_recipes_bind_to_the_folder_size():
     plan = replace(train.recipes.get("bot", 0.25, "imagenette"))
     assert plan.epochs == 5 and plan.image_size == 128 and plan.lr_warmup_epochs == 0.25
-    bound = plan.bound(9469)
+    bound = plan.resolve(9469).recipe
     steps = 9469 // 256
     assert bound.iterations == 5 * steps and bound.lr_warmup_iterations == round(0.25 * steps)
     assert bound.log_every == 9 and bound.checkpoint_every == 9  # checkpoints in a 180-iteration run, not after it
-    assert bound.lr_at(0, False) == pytest.approx(0.1 / bound.lr_warmup_iterations)
-    assert bound.lr_at(bound.lr_warmup_iterations, False) == pytest.approx(0.1)
-    assert bound.lr_at(bound.iterations - 1, False) < 0.001  # cosine to nearly zero
-    paper = train.recipes.get("imagenet", 1.0, "imagenet").bound(1_281_167)
+    schedule = plan.resolve(9469).schedule
+    assert schedule.lr_at(0, False) == pytest.approx(0.1 / bound.lr_warmup_iterations)
+    assert schedule.lr_at(bound.lr_warmup_iterations, False) == pytest.approx(0.1)
+    assert schedule.lr_at(bound.iterations - 1, False) < 0.001  # cosine to nearly zero
+    paper = train.recipes.get("imagenet", 1.0, "imagenet").resolve(1_281_167).recipe
     assert paper.iterations == 120 * 5004 and paper.milestones == (30 * 5004, 60 * 5004, 90 * 5004)
     with pytest.raises(UserError, match="recipe paper does not apply to imagenette; choose one of: imagenet, "
                                         "bot, smoke"):
-        train.identify("resnet18", "imagenette", "paper")
+        Request("resnet18", "imagenette", "paper").resolve()
 
 
 def test_imagenette_suite_expands_to_the_papers_imagenet_questions():
@@ -380,10 +392,11 @@ def test_imagenette_suite_expands_to_the_papers_imagenet_questions():
 def test_cifar_run_ids_do_not_move(tmp_path):
     # the new recipe fields are absent from CIFAR records and ids while at their defaults
     assert "image_size" not in train.recipes.RECIPES["paper"].to_dict()
-    assert os.path.basename(train.identify("resnet20", "cifar10", "paper", 0.05)[3]).startswith(
+    assert os.path.basename(Request("resnet20", "cifar10", "paper", 0.05).resolve().run_id).startswith(
         "resnet20_cifar10_paper-x0.05_seed0_")
 
 
+@pytest.mark.slow
 def test_perf_on_a_folder_compares_with_torchvision_imagefolder(tiny_folder, tmp_path):
     from bench.cli import main
 

@@ -30,7 +30,7 @@ def test_cifar_presets_forward_backward(name):
 
 
 @pytest.mark.parametrize("name", IMAGENET)
-@pytest.mark.parametrize("image_size", [224, 32])
+@pytest.mark.parametrize("image_size", [pytest.param(224, marks=pytest.mark.slow), 32])  # 224: ~30 s in all
 def test_imagenet_presets_forward_backward(name, image_size):
     forward_backward(name, image_size, 1000 if image_size == 224 else 10)
 

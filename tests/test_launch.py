@@ -62,6 +62,7 @@ def outcomes(results):
     return found
 
 
+@pytest.mark.slow
 def test_ray_backend_writes_the_same_records_as_local(tmp_path, tiny_cifar10, ray_two_cpus, capsys):
     root, _ = tiny_cifar10
     suite = tmp_path / "pair.toml"
@@ -79,6 +80,7 @@ def test_ray_backend_writes_the_same_records_as_local(tmp_path, tiny_cifar10, ra
     assert not list((tmp_path / "ray").glob(".ray-probe-*"))  # the shared-folder probes are cleaned up
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_retried_and_the_run_finishes_as_an_uninterrupted_one(tmp_path, tiny_cifar10,
                                                                                two_node_cluster):
     root, _ = tiny_cifar10
@@ -108,6 +110,7 @@ def test_a_killed_worker_is_retried_and_the_run_finishes_as_an_uninterrupted_one
     assert outcomes(killed) == outcomes(tmp_path / "whole")
 
 
+@pytest.mark.slow
 def test_a_results_folder_the_workers_cannot_see_is_one_line(tmp_path, tiny_cifar10, ray_two_cpus, monkeypatch,
                                                               capsys):
     root, _ = tiny_cifar10

@@ -71,6 +71,7 @@ def installed(tmp_path_factory):
     return work, wheel, python
 
 
+@pytest.mark.slow
 def test_wheel_holds_subpackages_and_data(installed):
     _, wheel, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -82,6 +83,7 @@ def test_wheel_holds_subpackages_and_data(installed):
     assert tops == {"bench", "variants", next(top for top in tops if top.endswith(".dist-info"))}, tops
 
 
+@pytest.mark.slow
 def test_fresh_venv_imports_the_wheel_not_the_checkout(installed):
     work, _, python = installed
     probe = ("import json, sys, importlib.metadata, bench, bench.report, variants\n"
@@ -97,6 +99,7 @@ def test_fresh_venv_imports_the_wheel_not_the_checkout(installed):
     assert not any("editable" in module for module in found["finders"]), found["finders"]
 
 
+@pytest.mark.slow
 def test_list_and_measure(installed):
     work, _, python = installed
     listed = run([python, "-m", "bench", "list", "resnet5*"], cwd=work).stdout
@@ -106,6 +109,7 @@ def test_list_and_measure(installed):
     assert measured["params"] == 269722
 
 
+@pytest.mark.slow
 def test_report_from_wheel_uses_packaged_reference(installed):
     work, _, python = installed
     results = work / "results"

@@ -17,9 +17,11 @@ from bench import provenance, train
 from bench import recipe as recipes
 from bench import suite as suites
 from bench.cli import main
+from bench.data import Source
 from bench.errors import UserError
 from bench.records import RunRecord
 from bench.report.runs import load_runs
+from bench.runs import Request
 
 ROOT = Path(__file__).resolve().parents[1]
 LEGACY = Path(__file__).parent / "data" / "legacy_results"  # written by the code of commit 9cafb07
@@ -27,10 +29,9 @@ LEGACY_ID = "cifar-depth-8_cifar10_smoke-x1_seed0_29d38692"
 TINY_NET = "cifar(depth=8)"
 
 
-def smoke(results, data_root, **options):
-    options.setdefault("wandb_mode", "disabled")
-    return train.run(TINY_NET, dataset="cifar10", data_dir=data_root, recipe="smoke", results_dir=results,
-                     execution=train.Execution(torch.device("cpu")), download=False, quiet=True, **options)
+def smoke(results, data_root, wandb_mode="disabled", force=False, **request):
+    return train.run(Request(TINY_NET, "cifar10", "smoke", **request), Source(data_root, download=False), results,
+                     train.Execution(torch.device("cpu")), wandb_mode=wandb_mode, force=force, quiet=True)
 
 
 # ---- run ids ------------------------------------------------------------------------------------------------
@@ -44,14 +45,15 @@ def smoke(results, data_root, **options):
     ((TINY_NET, "cifar10", "smoke", 1.0, 0), LEGACY_ID),
 ])
 def test_run_ids_of_earlier_records_are_unchanged(request_, run_id):
-    assert train.identify(*request_)[3] == run_id
+    assert Request(*request_).resolve().run_id == run_id
 
 
 def test_checkpoint_interval_is_recorded_but_not_hashed():
-    plan = train.identify("resnet20", "cifar10", "paper", 0.05, 0)[2]
-    _, _, other_plan, other_id = train.identify("resnet20", "cifar10", "paper", 0.05, 0, checkpoint_every=500)
-    assert other_plan.checkpoint_every == 500 and plan.checkpoint_every == 100
-    assert other_id == "resnet20_cifar10_paper-x0.05_seed0_bb08c4a9"
+    plan = Request("resnet20", "cifar10", "paper", 0.05, 0).resolve().plan(50_000)
+    other = Request("resnet20", "cifar10", "paper", 0.05, 0, checkpoint_every=500).resolve()
+    other_plan = other.plan(50_000)
+    assert other_plan.cadence.checkpoint_every == 500 and plan.cadence.checkpoint_every == 100
+    assert other.run_id == "resnet20_cifar10_paper-x0.05_seed0_bb08c4a9"
     assert other_plan.to_dict()["checkpoint_every"] == 500  # config.json records what was used
 
 
@@ -65,7 +67,7 @@ def test_fields_that_change_results_stay_hashed(change):
     request = dict(spec="resnet20", dataset="cifar10", recipe="paper", scale=0.05, seed=0) | change
     if isinstance(request["recipe"], recipes.Recipe):
         request["scale"] = 1.0
-    assert train.identify(**request)[3] != "resnet20_cifar10_paper-x0.05_seed0_bb08c4a9"
+    assert Request(**request).resolve().run_id != "resnet20_cifar10_paper-x0.05_seed0_bb08c4a9"
 
 
 def test_a_record_written_by_earlier_code_is_found_skipped_and_reported(tmp_path, tiny_cifar10, capsys):
@@ -90,6 +92,7 @@ def test_a_record_written_by_earlier_code_is_found_skipped_and_reported(tmp_path
     assert runs.code[0] == "9cafb07ab6"  # its git_commit, from before `source` was recorded
 
 
+@pytest.mark.slow
 def test_checkpoint_interval_sets_when_checkpoints_are_written(tmp_path, tiny_cifar10, monkeypatch):
     root, _ = tiny_cifar10
     saved = []
@@ -132,6 +135,7 @@ def test_no_assert_statements_in_the_package():
     assert found == []
 
 
+@pytest.mark.slow
 def test_record_validation_holds_under_python_O(tmp_path):
     code = ("import sys; from bench.records import RunRecord\n"
             "try:\n    RunRecord(sys.argv[1], 'r').write_summary({'status': 'done'})\n"
@@ -190,6 +194,7 @@ def test_source_outside_a_checkout_is_unknown(tmp_path):
     assert provenance.source_of(tmp_path / "pkg") == provenance.Source(None)
 
 
+@pytest.mark.slow
 def test_a_dirty_run_stores_its_diff_and_a_clean_one_removes_it(tmp_path, tiny_cifar10, monkeypatch):
     root, _ = tiny_cifar10
     commit = "0123456789abcdef0123456789abcdef01234567"

@@ -7,6 +7,7 @@ from PIL import Image
 
 from bench import report
 from bench import suite as suites
+from bench.commands.report import report_suite
 from bench.records import RunRecord
 
 SUITE = """
@@ -68,7 +69,7 @@ def built(tmp_path):
     path.write_text(SUITE)
     results = tmp_path / "results"
     fake_records(results, suites.expand(suites.load(path), "paper", 0.05, seeds=2))
-    out_dir = report.build(str(path), results_dir=results, recipe="paper", scale=0.05, seeds=2, wandb_mode="disabled")
+    out_dir = report_suite(str(path), results_dir=results, recipe="paper", scale=0.05, seeds=2, wandb_mode="disabled")
     return out_dir
 
 
@@ -93,6 +94,7 @@ def test_table6_analog_cells(built):
     assert "Finished: 4 of 8." in page
 
 
+@pytest.mark.slow
 def test_shortcut_table_puts_paper_imagenet_figures_in_their_own_column(built):
     table = pd.read_csv(built / "shortcuts.csv")
     assert list(table.spec) == ["resnet20", "resnet20(shortcut=B)", "plain20"]
@@ -105,6 +107,7 @@ def test_shortcut_table_puts_paper_imagenet_figures_in_their_own_column(built):
     assert plain_row.startswith("| `plain20` | none (plain) | 269,722 |") and plain_row.endswith("| 28.54 |")
 
 
+@pytest.mark.slow
 def test_tweak_and_stem_tables(built):
     tweaks = (built / "tweaks.md").read_text()
     assert "| `resnet50` | original | 23,528,522 | 79.1M | 30.00 (1 missing) | 3.8 | 76.21 |" in tweaks
@@ -117,6 +120,7 @@ def test_tweak_and_stem_tables(built):
     assert "| `resnet18c` | basic | 3x 3x3 convs (deep) | 11,200,874 | 42.0M | 2 missing |" in stems
 
 
+@pytest.mark.slow
 def test_figures_render_and_index_lists_pages(built):
     for name in ("figure6_curves.png", "depth_vs_error.png"):
         with Image.open(built / name) as image:
@@ -130,20 +134,22 @@ def test_figures_render_and_index_lists_pages(built):
     assert "[shortcuts.md](shortcuts.md)" in index
 
 
+@pytest.mark.slow
 def test_report_without_matching_records_says_what_exists(tmp_path, built):
     results = built.parents[2]
-    out_dir = report.build(str(tmp_path / "synthetic.toml"), results_dir=results, recipe="smoke", scale=1.0,
+    out_dir = report_suite(str(tmp_path / "synthetic.toml"), results_dir=results, recipe="smoke", scale=1.0,
                            wandb_mode="disabled")
     index = (out_dir / "index.md").read_text()
     assert "No records for recipe `smoke` x1. Records on disk: `--recipe paper --scale 0.05` (11 runs)." in index
     assert "| Depth vs error | 0 of 4 |" in index  # one seed asked for here
 
 
+@pytest.mark.slow
 def test_bottleneck_cost_page_against_table_1(tmp_path):
     path = tmp_path / "cost.toml"
     path.write_text('name = "cost"\ndataset = "cifar10"\n[experiments.bottleneck]\ntitle = "Cost"\n'
                     'report = "bottleneck"\nruns = []\n')
-    out_dir = report.build(str(path), results_dir=tmp_path / "results", wandb_mode="disabled")
+    out_dir = report_suite(str(path), results_dir=tmp_path / "results", wandb_mode="disabled")
     table = pd.read_csv(out_dir / "table1_cost.csv").set_index("depth")
     ratio = table.macs_original / (table.paper_gflops * 1e9)
     assert ratio.between(0.97, 1.03).all()
@@ -158,7 +164,7 @@ def test_variant_pages_show_an_axis_that_varies_beyond_the_pages_own(tmp_path):
     path = tmp_path / "se.toml"
     path.write_text('name = "se"\ndataset = "cifar10"\n[experiments.se]\ntitle = "SE"\nreport = "shortcuts"\n'
                     'runs = ["resnet20", "resnet20(se=true)", "resnet20(shortcut=B,se=true)"]\n')
-    out_dir = report.build(str(path), results_dir=tmp_path / "results", wandb_mode="disabled")
+    out_dir = report_suite(str(path), results_dir=tmp_path / "results", wandb_mode="disabled")
     page = (out_dir / "se.md").read_text()
     assert "| spec | shortcut | SE | params |" in page
     # SE adds, per block of width C with C // 16 = r: C*r + r + r*C + C; 3 blocks each of 16, 32, 64: 2,373
@@ -182,7 +188,7 @@ def test_pages_list_the_code_their_runs_came_from_and_warn_when_it_differs(tmp_p
         record.write_config({"spec": run.spec, "recipe": {"name": "paper", "scale": 0.05, "iterations": 3200},
                              "source": sources[run.spec]})
         record.write_summary({"status": "finished", "test_error": 10.0, "updated_at": "2026-11-21T10:00:00+00:00"})
-    out_dir = report.build(str(path), results_dir=results, recipe="paper", scale=0.05, wandb_mode="disabled")
+    out_dir = report_suite(str(path), results_dir=results, recipe="paper", scale=0.05, wandb_mode="disabled")
     shortcuts = (out_dir / "shortcuts.md").read_text()
     assert ("**Warning: these runs come from 2 versions of the code:** `aaaaaaaaaa` (1 run), `aaaaaaaaaa+diff 5e5e5e5e` "
             "(1 run). A difference between variants may come from the code") in shortcuts

@@ -1,10 +1,12 @@
 """Reports of the Imagenette suite from synthetic records: Table 2/3 beside ours, costs at the trained
 resolution, pages that name the dataset, and a partial suite."""
 
+import pytest
 import pandas as pd
 
 from bench import report
 from bench import suite as suites
+from bench.commands.report import report_suite
 from bench.cost import measure
 from bench.records import RunRecord
 
@@ -33,9 +35,10 @@ def fake_records(results, planned, specs):
 def build(tmp_path, specs):
     planned = suites.expand(suites.load("imagenette"))
     fake_records(tmp_path, planned, specs)
-    return report.build("imagenette", results_dir=tmp_path, wandb_mode="disabled")
+    return report_suite("imagenette", results_dir=tmp_path, wandb_mode="disabled")
 
 
+@pytest.mark.slow
 def test_imagenette_report_puts_tables_2_and_3_beside_ours_at_128_px(tmp_path):
     out = build(tmp_path, ERRORS)
     assert out == tmp_path / "reports" / "imagenette" / "bot-x1"  # the suite's own recipe
@@ -65,6 +68,7 @@ def test_imagenette_report_puts_tables_2_and_3_beside_ours_at_128_px(tmp_path):
     assert (out / "imagenet_depth_vs_error.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_a_partial_imagenette_suite_names_what_is_missing(tmp_path):
     residual_only = {spec: error for spec, error in ERRORS.items() if not spec.startswith("plain")}
     out = build(tmp_path, residual_only)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from bench import suite as suites
 from bench.cli import main
-from bench.report import pages, stats
+from bench.report import kinds, stats
 from bench.report.runs import aggregate, load_runs
 
 # A 2 x 3 example worked by hand. variant 6.0, 6.5, 7.0: mean 6.5, std 0.5; baseline 7.0, 7.5, 8.5: mean 23/3,
@@ -55,12 +55,13 @@ def test_a_clear_difference_and_one_seed():
     assert alone.verdict == "no claim can be made: fewer than 2 seeds a side (n=1 vs 2)"
 
 
+@pytest.mark.slow
 def test_each_report_compares_with_its_papers_baseline():
     suite = suites.load("cifar10")
     runs = load_runs("/nonexistent", suites.expand(suite, "paper", 1.0, 1))
     summary = aggregate(runs, 10)
     specs = {row["spec"]: row for row in summary.to_dict("records")}
-    pairs = {key: pages.baselines(suite.experiments[key], specs) for key in ("depth", "shortcuts", "tweaks", "stems")}
+    pairs = {key: kinds.baselines(suite.experiments[key], specs) for key in ("depth", "shortcuts", "tweaks", "stems")}
     assert pairs["depth"] == {f"resnet{d}": f"plain{d}" for d in (20, 32, 44, 56, 110)}
     assert pairs["shortcuts"] == {"resnet32(shortcut=B)": "resnet32", "resnet32(shortcut=C)": "resnet32",
                                   "plain32": "resnet32", "resnet56(shortcut=B)": "resnet56",
@@ -75,18 +76,18 @@ def test_a_cifar_nets_deep_stem_compares_with_its_3x3_stem():
     specs = {row["spec"]: row for row in aggregate(load_runs("/nonexistent", suites.expand(
         suites.Suite("s", "cifar10", Path("s.toml"), {"stems": experiment}, "paper"), "paper", 1.0, 1)),
         10).to_dict("records")}
-    assert pages.baselines(experiment, specs) == {"resnet20(stem=deep)": "resnet20"}
+    assert kinds.baselines(experiment, specs) == {"resnet20(stem=deep)": "resnet20"}
 
 
 def comparison(errors: dict[str, list[float]]):
     experiment = suites.Experiment("compare", "t", "compare", tuple(errors))
     summary = pd.DataFrame([{"spec": spec, "test_errors": values} for spec, values in errors.items()])
-    return pages.comparison_table(experiment, summary)
+    return kinds.comparison_table(experiment, summary)
 
 
 def test_tables_with_one_seed_say_no_claim_can_be_made():
     table, notes = comparison({"resnet20": [8.1], "resnet20(shortcut=B)": [7.9]})
-    assert notes == [pages.NO_CLAIM] and "no claim of a difference can be made" in pages.NO_CLAIM
+    assert notes == [kinds.NO_CLAIM] and "no claim of a difference can be made" in kinds.NO_CLAIM
     assert table.shown.loc[0, "verdict"] == "no claim can be made: fewer than 2 seeds a side (n=1 vs 1)"
     table, notes = comparison({"resnet20": BASELINE, "resnet20(shortcut=B)": VARIANT, "plain20": []})
     assert notes == []
@@ -95,6 +96,7 @@ def test_tables_with_one_seed_say_no_claim_can_be_made():
     assert table.shown.loc[0, "error % (ours)"] == "6.50 ± 0.50, 95% CI 5.26 to 7.74 (n=3)"
 
 
+@pytest.mark.slow
 def test_compare_trains_what_is_missing_then_writes_the_page(tmp_path, tiny_cifar10, capsys):
     root, _ = tiny_cifar10
     argv = ["compare", "cifar(depth=8)", "cifar(depth=8,shortcut=B)", "--seeds", "2", "--recipe", "smoke",

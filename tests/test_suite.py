@@ -84,6 +84,7 @@ runs = ["cifar(depth=8)", "cifar(depth=8,shortcut=none)", "cifar(depth=14)"]
 """
 
 
+@pytest.mark.slow
 def test_suite_runs_what_is_missing_goes_on_after_a_failure_and_then_does_nothing(tmp_path, tiny_cifar10,
                                                                                   monkeypatch, capsys):
     root, _ = tiny_cifar10

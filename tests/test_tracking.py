@@ -11,7 +11,10 @@ import torch
 
 from bench import report, tracking, train
 from bench import suite as suites
+from bench.commands.report import report_suite
+from bench.data import Source
 from bench.records import RunRecord
+from bench.runs import Request
 from test_dashboard import logged, wandb_records
 from test_report import fake_records
 
@@ -28,11 +31,10 @@ runs = ["resnet20", "resnet32"]
 """
 
 
-def smoke(results, data_root, **options):
+def smoke(results, data_root, wandb_mode="offline", force=False):
     """The smoke recipe (40 iterations, rows every 5, checkpoints at 20) mirrored to W&B offline."""
-    options.setdefault("wandb_mode", "offline")
-    return train.run(TINY_NET, dataset="cifar10", data_dir=data_root, recipe="smoke", results_dir=results,
-                     execution=train.Execution(torch.device("cpu")), download=False, quiet=True, **options)
+    return train.run(Request(TINY_NET, "cifar10", "smoke"), Source(data_root, download=False), results,
+                     train.Execution(torch.device("cpu")), wandb_mode=wandb_mode, force=force, quiet=True)
 
 
 def interrupt_at(monkeypatch, iteration):
@@ -86,6 +88,7 @@ def two_attempts(results, root, monkeypatch, stop_at: int):
     return smoke(results, root), left, offline_runs(results)
 
 
+@pytest.mark.slow
 def test_rerun_of_a_run_stopped_before_its_first_checkpoint_continues_its_wandb_run(tmp_path, tiny_cifar10,
                                                                                    monkeypatch):
     results = tmp_path / "results"
@@ -100,6 +103,7 @@ def test_rerun_of_a_run_stopped_before_its_first_checkpoint_continues_its_wandb_
     assert outcome.summary["wandb_id"] == later_id and later_id.startswith(outcome.run_id + "-")
 
 
+@pytest.mark.slow
 def test_resumed_offline_attempt_holds_the_rows_before_its_checkpoint(tmp_path, tiny_cifar10, monkeypatch):
     results = tmp_path / "results"
     outcome, _, runs = two_attempts(results, tiny_cifar10[0], monkeypatch, 25)  # after the checkpoint at 20
@@ -171,6 +175,7 @@ def report_runs(results):
     return found
 
 
+@pytest.mark.slow
 def test_report_is_uploaded_again_only_when_it_changed(tmp_path, capsys):
     path = tmp_path / "synthetic.toml"
     path.write_text(SUITE)
@@ -179,7 +184,7 @@ def test_report_is_uploaded_again_only_when_it_changed(tmp_path, capsys):
     fake_records(results, planned)
 
     def build():
-        return report.build(str(path), results_dir=results, recipe="paper", scale=0.05, seeds=2, wandb_mode="offline")
+        return report_suite(str(path), results_dir=results, recipe="paper", scale=0.05, seeds=2, wandb_mode="offline")
 
     out_dir = build()
     assert len(report_runs(results)) == 1

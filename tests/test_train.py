@@ -14,17 +14,17 @@ import variants
 from bench import records, train
 from bench import recipe as recipes
 from bench.cli import main
+from bench.data import Source
 from bench.errors import UserError
 from bench.records import RunRecord
+from bench.runs import Request
 
 TINY_NET = "cifar(depth=8)"  # one basic block per stage: the fastest real member of the family
 
 
-def smoke(results, data_root, spec=TINY_NET, execution=None, **options):
-    options.setdefault("wandb_mode", "disabled")
-    return train.run(spec, dataset="cifar10", data_dir=data_root, recipe="smoke", results_dir=results,
-                     execution=execution or train.Execution(torch.device("cpu")), download=False, quiet=True,
-                     **options)
+def smoke(results, data_root, spec=TINY_NET, execution=None, wandb_mode="disabled", force=False, **request):
+    return train.run(Request(spec, "cifar10", "smoke", **request), Source(data_root, download=False), results,
+                     execution or train.Execution(torch.device("cpu")), wandb_mode=wandb_mode, force=force, quiet=True)
 
 
 def curve(record):
@@ -80,6 +80,7 @@ def count_training_forwards(monkeypatch) -> dict:
     return counter
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_metrics(tmp_path, tiny_cifar10, monkeypatch):
     root, _ = tiny_cifar10
     whole = smoke(tmp_path / "whole", root)
@@ -110,6 +111,7 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path, tiny_cifar10, monkeyp
         assert resumed.summary[key] == whole.summary[key], key
 
 
+@pytest.mark.slow
 def test_sigkilled_process_resumes_to_identical_metrics(tmp_path, tiny_cifar10):
     root, _ = tiny_cifar10
     argv = [sys.executable, "-m", "bench", "train", TINY_NET, "--recipe", "smoke", "--scale", "5", "--data-dir",
@@ -138,6 +140,7 @@ def test_second_process_on_the_same_run_is_refused(tmp_path, tiny_cifar10):
             smoke(tmp_path, root)
 
 
+@pytest.mark.slow
 def test_unreadable_checkpoint_is_set_aside(tmp_path, tiny_cifar10, capsys):
     root, _ = tiny_cifar10
     outcome_id = records.run_id(TINY_NET, "cifar10", recipes.RECIPES["smoke"].to_dict(), 0)
@@ -149,6 +152,7 @@ def test_unreadable_checkpoint_is_set_aside(tmp_path, tiny_cifar10, capsys):
     assert (record.dir / "checkpoint.unreadable.pt").exists()
 
 
+@pytest.mark.slow
 def test_finished_run_is_skipped_and_force_redoes_it(tmp_path, tiny_cifar10, capsys):
     root, _ = tiny_cifar10
     first = smoke(tmp_path, root)
@@ -217,6 +221,7 @@ def test_nan_loss_ends_as_diverged_with_records_kept(tmp_path, tiny_cifar10, mon
     assert "is already diverged" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_paper_warm_up_for_very_deep_nets(tmp_path, tiny_cifar10, monkeypatch):
     root, _ = tiny_cifar10
     # The tiny net stands in for ResNet-110: lower the depth threshold rather than train 110 layers here.
@@ -227,6 +232,7 @@ def test_paper_warm_up_for_very_deep_nets(tmp_path, tiny_cifar10, monkeypatch):
     assert outcome.summary["warmup_end"] == 10
 
 
+@pytest.mark.slow
 def test_validation_split_reports_val_and_test_error(tmp_path, tiny_cifar10):
     root, _ = tiny_cifar10
     outcome = smoke(tmp_path, root, val_size=40)
@@ -280,6 +286,7 @@ def test_auto_compile_is_cuda_graphs_on_cuda_and_off_on_cpu():
         train.Execution(torch.device("cpu"), compile="fast").resolved()
 
 
+@pytest.mark.slow
 def test_compiled_run_follows_the_eager_run(tmp_path, tiny_cifar10):
     """The compiled path that CUDA takes by default (training and evaluation graphs, checkpoints of the
     uncompiled module), run here with the CPU's inductor backend: same records, the same numbers up to the
@@ -302,6 +309,7 @@ def test_cuda_requested_without_cuda(capsys):
     assert "CUDA is not available on this machine" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_wandb_offline_files_hold_the_logged_keys(tmp_path, tiny_cifar10):
     root, _ = tiny_cifar10
     outcome = smoke(tmp_path, root, wandb_mode="offline")
@@ -318,6 +326,7 @@ def test_wandb_offline_files_hold_the_logged_keys(tmp_path, tiny_cifar10):
         assert key in blob, key
 
 
+@pytest.mark.slow
 def test_wandb_failure_does_not_stop_training(tmp_path, tiny_cifar10, monkeypatch, capsys):
     import wandb
 
@@ -346,13 +355,16 @@ def test_atomic_json_write_keeps_the_old_file_on_a_crash(tmp_path, monkeypatch):
 
 
 def test_intermediate_evaluations_of_a_scaled_recipe_use_a_fixed_part_of_the_test_set():
+    def eval_images(recipe, split_size):
+        return recipe.resolve(50_000).cadence.intermediate_images(split_size)
+
     paper = recipes.RECIPES["paper"]
-    assert paper.eval_images(10_000) == 10_000  # the paper's schedule: every evaluation on all of it
-    assert paper.scaled(0.01).eval_images(10_000) == 1_000  # 10 x scale, here at the floor
-    assert paper.scaled(0.05).eval_images(10_000) == 5_000
-    assert paper.scaled(0.2).eval_images(10_000) == 10_000
-    assert paper.scaled(0.01).eval_images(300) == 300  # never more than the split
-    assert recipes.RECIPES["smoke"].eval_images(10_000) == 500  # a recipe's own eval_subset wins
+    assert eval_images(paper, 10_000) == 10_000  # the paper's schedule: every evaluation on all of it
+    assert eval_images(paper.scaled(0.01), 10_000) == 1_000  # 10 x scale, here at the floor
+    assert eval_images(paper.scaled(0.05), 10_000) == 5_000
+    assert eval_images(paper.scaled(0.2), 10_000) == 10_000
+    assert eval_images(paper.scaled(0.01), 300) == 300  # never more than the split
+    assert eval_images(recipes.RECIPES["smoke"], 10_000) == 500  # a recipe's own eval_subset wins
 
 
 def test_a_run_records_the_evaluation_subset_and_ends_on_the_whole_test_set(tmp_path, tiny_cifar10, monkeypatch):
@@ -365,9 +377,8 @@ def test_a_run_records_the_evaluation_subset_and_ends_on_the_whole_test_set(tmp_
     evaluate = train.TrainingPath.evaluate
     monkeypatch.setattr(train.TrainingPath, "evaluate",
                         lambda self, split, limit=0: (limits.append(limit), evaluate(self, split, limit))[1])
-    outcome = train.run(TINY_NET, dataset="cifar10", data_dir=root, recipe=plan, results_dir=tmp_path,
-                        execution=train.Execution(torch.device("cpu")), download=False, quiet=True,
-                        wandb_mode="disabled")
+    outcome = train.run(Request(TINY_NET, "cifar10", plan), Source(root, download=False), tmp_path,
+                        train.Execution(torch.device("cpu")), wandb_mode="disabled", quiet=True)
     assert limits == [50, 50, 50, 0]  # iterations 2, 4, 6 on the first 50 images; the final one on all 100
     config = json.loads(outcome.record.config_path.read_text())
     assert config["evaluation"] == {"intermediate_test_images": 50, "final_test_images": 100}
@@ -385,9 +396,8 @@ def test_a_resumed_run_keeps_the_evaluation_subset_of_its_checkpoint(tmp_path, t
                         lambda self, split, limit=0: (limits.append(limit), evaluate(self, split, limit))[1])
 
     def run():
-        return train.run(TINY_NET, dataset="cifar10", data_dir=root, recipe=plan, results_dir=tmp_path,
-                         execution=train.Execution(torch.device("cpu")), download=False, quiet=True,
-                         wandb_mode="disabled")
+        return train.run(Request(TINY_NET, "cifar10", plan), Source(root, download=False), tmp_path,
+                         train.Execution(torch.device("cpu")), wandb_mode="disabled", quiet=True)
 
     def killed_at_6(self, row):
         if row["iteration"] == 6:  # after the checkpoint at 4

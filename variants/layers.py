@@ -1,10 +1,15 @@
-"""The parts a ResNet is built from: stems, shortcuts (options A/B/C, ResNet-D, none), the two blocks, and the
+"""The parts a ResNet is built from: stems, shortcuts (options A/B/C, ResNet-D, none), the blocks, and the
 attention modules a block can carry (squeeze-and-excitation).
 
 Each kind of part is a registry, a dict from the value a `Spec` axis takes to the builder of that value:
 `STEMS`, `SHORTCUTS`, `STRIDE_PLACEMENTS`, `BLOCKS`, `ATTENTION`. The Spec derives the values it allows from
 these keys, and every lookup goes through `builder()`, which fails loudly for a value without a builder. So a
 value added in one place is either built or rejected, never quietly built as something else.
+
+A block kind is more than its module: `BLOCKS` holds a `BlockKind` per kind that says everything the rest of
+the code needs to know about it (its expansion, the convolutions it adds to the paper's depth, the families
+that use it, where it may stride, whether the net ends with a final norm). Nothing outside that entry tests
+a block's name, so a new kind is one entry and its module.
 
 Module names follow torchvision where a counterpart exists (conv1, bn1, ... in a block), so that a reader
 can put the two side by side; weights line up in the same order, which the equivalence tests rely on.
@@ -253,4 +258,37 @@ class Bottleneck(nn.Module):
         return self.relu(out)
 
 
-BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+@dataclass(frozen=True)
+class BlockKind:
+    """One kind of block, as everything outside its module sees it.
+
+    `module` is built from one `BlockConfig` and has `expansion` (its output is that many times the stage's
+    width) and `last_bn` (the norm that zero-init starts at gamma = 0). `convs` is the weighted layers it
+    puts on the main path: the paper's depth is `convs` x blocks + 2 (the first conv and the fc), so a CIFAR
+    net of these blocks has depth 3 x `convs` x n + 2 (6n+2 for basic blocks). `stride_placements` lists
+    where a downsampling block may stride (keys of STRIDE_PLACEMENTS, the first its default; empty: it has
+    no such choice). `final_norm`: the net puts BN + ReLU after its last stage (pre-activation nets, whose
+    blocks end without one)."""
+
+    module: type[nn.Module]
+    meaning: str
+    convs: int
+    families: tuple[str, ...]
+    stride_placements: tuple[str, ...] = ()
+    final_norm: bool = False
+
+    @property
+    def expansion(self) -> int:
+        return self.module.expansion
+
+    @property
+    def default_stride_in(self) -> str | None:
+        """Where a downsampling block of this kind strides unless a spec says otherwise (None: no choice)."""
+        return self.stride_placements[0] if self.stride_placements else None
+
+
+BLOCKS: dict[str, BlockKind] = {
+    "basic": BlockKind(BasicBlock, "two 3x3 convs", convs=2, families=("imagenet", "cifar")),
+    "bottleneck": BlockKind(Bottleneck, "1x1-3x3-1x1, 4x expansion", convs=3, families=("imagenet",),
+                            stride_placements=tuple(STRIDE_PLACEMENTS)),
+}

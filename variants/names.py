@@ -18,8 +18,8 @@ import re
 import warnings
 from dataclasses import dataclass, replace
 
-from .presets import PRESETS, cifar_spec
-from .spec import IMAGENET_DEPTHS, STAGE_WIDTHS, Spec, SpecError, cifar_depth_to_n
+from .presets import IMAGENET_DEPTHS, PRESETS, cifar_spec
+from .spec import STAGE_WIDTHS, Spec, SpecError, block_kind, cifar_depth_to_n
 
 FAMILY_NAMES = ("cifar", "imagenet")
 # Size keys, then every axis a spec string may set, as the Spec declares them.
@@ -72,7 +72,7 @@ def canonical(spec: Spec | TimmSpec) -> str:
         name, options = nearest.name, _style_diff(nearest.spec, spec)
     else:
         base = replace(_family_default(spec.family), block=spec.block, layers=spec.layers,
-                       stride_in="1x1" if spec.block == "bottleneck" else None)
+                       stride_in=spec.kind.default_stride_in)
         name, options = spec.family, _structure_options(spec) + _style_diff(base, spec)
     if not options:
         return name
@@ -139,13 +139,13 @@ def _family_default(family: str) -> Spec:
 def _apply(base: Spec, options: dict[str, str]) -> Spec:
     """Base spec with the options applied, validated as a whole by Spec itself."""
     family = base.family
-    block, layers = base.block, base.layers
+    block, layers = options.get("block", base.block), base.layers
     if "depth" in options and "blocks" in options:
         raise SpecError("give depth= or blocks=, not both")
     if "depth" in options:
         depth = _int("depth", options["depth"])
         if family == "cifar":
-            n = cifar_depth_to_n(depth)
+            n = cifar_depth_to_n(depth, block)  # the depth rule of the block kind: 6n+2 for basic blocks
             layers = (n, n, n)
         else:
             if depth not in IMAGENET_DEPTHS:
@@ -163,10 +163,11 @@ def _apply(base: Spec, options: dict[str, str]) -> Spec:
                 f"blocks={options['blocks']} has {len(layers)} stages; the {family} family has "
                 f"{len(STAGE_WIDTHS[family])}"
             )
-    block = options.get("block", block)
+    kind = block_kind(family, block)
     values = {axis.name: getattr(base, axis.name) for axis in Spec.option_axes()}
-    # A bottleneck strides where its base did (the paper's 1x1 by default); a basic block has no such choice.
-    values["stride_in"] = (base.stride_in or "1x1") if block == "bottleneck" else None
+    # A block that chooses where to stride keeps its base's choice (or takes its kind's default: the paper's
+    # 1x1 for a bottleneck); a block without that choice has none.
+    values["stride_in"] = (base.stride_in or kind.default_stride_in) if kind and kind.stride_placements else None
     for axis in Spec.option_axes():
         if axis.name in options:
             values[axis.name] = axis.parse(options[axis.name])
@@ -187,9 +188,12 @@ def _style_diff(base: Spec, spec: Spec) -> list[tuple[str, str]]:
 
 def _structure_options(spec: Spec) -> list[tuple[str, str]]:
     if spec.family == "cifar" and len(set(spec.layers)) == 1:
-        return [("depth", str(spec.depth))]
-    options = [("blocks", "-".join(map(str, spec.layers)))]
-    if spec.family == "imagenet":
+        options = [("depth", str(spec.depth))]
+    else:
+        options = [("blocks", "-".join(map(str, spec.layers)))]
+    # ImageNet names always say the block (blocks= leaves it open); CIFAR names only when it is not the
+    # family's own, so that cifar(depth=38) stays what it always was.
+    if spec.family == "imagenet" or spec.block != _family_default(spec.family).block:
         options.append(("block", spec.block))
     return options
 

@@ -16,7 +16,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .spec import IMAGENET_DEPTHS, Spec, cifar_depth_to_n
+from .layers import BLOCKS
+from .spec import Spec, cifar_depth_to_n
+
+# Table 1 of the paper: block kind and blocks per stage of each ImageNet depth.
+IMAGENET_DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
 
 
 @dataclass(frozen=True)
@@ -33,8 +43,8 @@ def cifar_spec(depth: int, shortcut: str = "A") -> Spec:
 
 def imagenet_spec(depth: int, shortcut: str = "B") -> Spec:
     block, layers = IMAGENET_DEPTHS[depth]
-    stride_in = "1x1" if block == "bottleneck" else None
-    return Spec(family="imagenet", block=block, layers=layers, stem="7x7", shortcut=shortcut, stride_in=stride_in)
+    return Spec(family="imagenet", block=block, layers=layers, stem="7x7", shortcut=shortcut,
+                stride_in=BLOCKS[block].default_stride_in)
 
 
 def _build_presets() -> dict[str, Preset]:
@@ -49,7 +59,7 @@ def _build_presets() -> dict[str, Preset]:
         presets.append(Preset(f"plain{depth}", imagenet_spec(depth, "none"), f"plain-{depth} (Table 2)"))
     for depth in IMAGENET_DEPTHS:
         base = imagenet_spec(depth)
-        if base.block == "bottleneck":
+        if base.kind.stride_placements:  # a block that chooses where to stride (the bottleneck) has a -B
             base = replace(base, stride_in="3x3")
             presets.append(Preset(f"resnet{depth}b", base, f"ResNet-{depth}-B tweak (Bag of Tricks)"))
         c = replace(base, stem="deep")

@@ -25,7 +25,7 @@ class ResNet(nn.Module):
             raise SpecError(f"num_classes={num_classes} is not allowed: it must be at least 1")
         self.spec = spec
         self.stem, channels = make_stem(spec.family, spec.stem)
-        block_type = builder(BLOCKS, "block", spec.block)
+        kind = builder(BLOCKS, "block", spec.block)
         # What every block of this net shares; each block adds its own channels, width and stride.
         shared = BlockConfig(in_channels=0, width=0, shortcut=spec.shortcut, stride_in=spec.stride_in,
                              attn_layer=self.attention(spec))
@@ -36,11 +36,13 @@ class ResNet(nn.Module):
             stage = []
             for position in range(blocks):
                 config = replace(shared, in_channels=channels, width=width, stride=stride if position == 0 else 1)
-                stage.append(block_type(config))
-                channels = width * block_type.expansion
+                stage.append(kind.module(config))
+                channels = width * kind.expansion
             name = f"layer{index + 1}"
             self.add_module(name, nn.Sequential(*stage))
             self.stage_names.append(name)
+        # Blocks that end before their norm (pre-activation) leave the last one to the net, before the pool.
+        self.final_norm = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True)) if kind.final_norm else None
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
         self.num_features = channels
@@ -62,14 +64,14 @@ class ResNet(nn.Module):
                 nn.init.zeros_(module.bias)
         if zero_init:
             for module in self.modules():
-                if isinstance(module, tuple(BLOCKS.values())):
+                if isinstance(module, tuple(kind.module for kind in BLOCKS.values())):
                     nn.init.zeros_(module.last_bn.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for name in self.stage_names:
             x = getattr(self, name)(x)
-        return x
+        return x if self.final_norm is None else self.final_norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.global_pool(self.forward_features(x)).flatten(1)

@@ -9,8 +9,9 @@ all read the axes from here, by name; adding an axis is one field here plus its 
 
 - family: ``imagenet`` (Table 1: 4 stages of widths 64/128/256/512) or ``cifar`` (§4.2: 3 stages of
   widths 16/32/64 on 32/16/8 maps, depth 6n+2);
-- block: ``basic`` (two 3x3 convs) or ``bottleneck`` (1x1, 3x3, 1x1 with 4x expansion), and ``layers``,
-  the number of blocks in each stage;
+- block: a kind of `variants.layers.BLOCKS`, ``basic`` (two 3x3 convs) or ``bottleneck`` (1x1, 3x3, 1x1
+  with 4x expansion), and ``layers``, the number of blocks in each stage; what a kind implies (its depth
+  rule, the families and stride placements it allows) is read from its `BlockKind`, never from its name;
 - stride_in: where a downsampling bottleneck strides, ``1x1`` (the paper's original) or ``3x3`` (the
   ResNet-B tweak); basic blocks always stride in their first 3x3 conv, so they leave it as None;
 - stem: ``7x7`` (the paper's 7x7/2 conv + 3x3/2 max-pool), ``deep`` (ResNet-C: three 3x3 convs), or
@@ -39,17 +40,7 @@ from typing import Any, Callable, ClassVar
 from . import layers as parts
 
 STAGE_WIDTHS = {"imagenet": (64, 128, 256, 512), "cifar": (16, 32, 64)}
-BOTTLENECK_EXPANSION = 4
 SE_REDUCTION = 16
-
-# Table 1 of the paper: block type and blocks per stage of each ImageNet depth.
-IMAGENET_DEPTHS = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
-}
 
 SHORTCUT_MEANING = {
     "A": "shortcut option A: identity, zero-padded channels, stride-2 subsampling (no parameters)",
@@ -120,14 +111,32 @@ def axis_field(**declaration):
     return dataclasses.field(default=default, metadata={"axis": Axis(**declaration)})
 
 
-def cifar_depth_to_n(depth: int) -> int:
-    """Blocks per stage of the CIFAR net of this depth (depth = 6n + 2)."""
-    if depth < 8 or (depth - 2) % 6:
-        raise SpecError(
-            f"depth={depth} is not a CIFAR ResNet depth: it must be 6n+2 with n >= 1 "
-            f"(20, 32, 44, 56, 110, 1202, ...)"
-        )
-    return (depth - 2) // 6
+def block_kind(family: str, block: str) -> parts.BlockKind | None:
+    """The registered kind of `block`, checked against the family; a SpecError saying what is allowed. None for a
+    value the Spec allows that has no entry in BLOCKS: a bug in the variant code, caught when the net is built."""
+    allowed = Spec.axis("block").choices(None)
+    if block not in allowed:
+        raise SpecError(f"block={block} is not allowed; choose one of: {', '.join(allowed)}")
+    kind = parts.BLOCKS.get(block)
+    if kind is not None and family not in kind.families:
+        fitting = [name for name, other in parts.BLOCKS.items() if family in other.families]
+        raise SpecError(f"block={block} is not allowed for the {family} family: its nets use "
+                        f"{' or '.join(fitting)} blocks")
+    return kind
+
+
+def cifar_depth_to_n(depth: int, block: str = "basic") -> int:
+    """Blocks per stage of the CIFAR net of this depth: depth = 3 stages x convs per block x n + 2 (6n+2 for
+    basic blocks, Table 6)."""
+    kind = block_kind("cifar", block)
+    if kind is None:  # allowed without an entry: no depth rule to count with (builder() says so, loudly)
+        kind = parts.builder(parts.BLOCKS, "block", block)
+    step = len(STAGE_WIDTHS["cifar"]) * kind.convs
+    if depth < step + 2 or (depth - 2) % step:
+        examples = ", ".join(str(step * n + 2) for n in (3, 5, 7, 9, 18))
+        raise SpecError(f"depth={depth} is not a CIFAR ResNet depth: it must be {step}n+2 with n >= 1 "
+                        f"({examples}, ...)")
+    return (depth - 2) // step
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,14 +145,16 @@ class Spec:
     # run ids are derived from canonical strings, so new axes go at the end.
     family: str = axis_field(name="family", title="family", meaning="imagenet (Table 1) or cifar (§4.2)",
                        values=lambda spec: tuple(STAGE_WIDTHS), key=False, option=False, tag=True)
-    block: str = axis_field(name="block", title="block", meaning="basic: two 3x3 convs; bottleneck: 1x1-3x3-1x1, 4x expansion",
-                      values=lambda spec: tuple(parts.BLOCKS), option=False, tag=True)
+    block: str = axis_field(name="block", title="block",
+                            meaning="; ".join(f"{name}: {kind.meaning}" for name, kind in parts.BLOCKS.items()),
+                            values=lambda spec: tuple(parts.BLOCKS), option=False, tag=True)
     layers: tuple[int, ...] = axis_field(name="layers", title="blocks per stage", meaning="blocks per stage (blocks=a-b-c)",
                                    key=False, option=False)
     stride_in: str | None = axis_field(
         name="stride_in", title="stride in", default=None,
         meaning="where a downsampling bottleneck strides: 1x1 (the paper's) or 3x3 (ResNet-B)",
-        values=lambda spec: tuple(parts.STRIDE_PLACEMENTS) if spec.block == "bottleneck" else (None,),
+        values=lambda spec: (parts.BLOCKS[spec.block].stride_placements or (None,)) if spec.block in parts.BLOCKS
+        else (None,),
         describe=lambda value: None if value is None else
         "stride in 1x1 (original)" if value == "1x1" else f"stride in {value} (ResNet-B)",
     )
@@ -174,19 +185,19 @@ class Spec:
     def __post_init__(self) -> None:
         chosen = {axis.name: axis for axis in self.chosen_axes()}
         chosen["family"].check(self)
-        chosen["block"].check(self)
-        if self.family == "cifar" and self.block != "basic":
-            raise SpecError("block=bottleneck is not allowed for the cifar family: its nets use basic blocks")
+        kind = block_kind(self.family, self.block)
+        placements = kind.stride_placements if kind is not None else ()
         stages = len(STAGE_WIDTHS[self.family])
         if len(self.layers) != stages or not all(isinstance(n, int) and n >= 1 for n in self.layers):
             raise SpecError(
                 f"blocks={'-'.join(map(str, self.layers))} is not allowed: the {self.family} family has "
                 f"{stages} stages, each with at least one block (e.g. blocks={'-'.join(['2'] * stages)})"
             )
-        if self.block == "basic" and self.stride_in is not None:
+        if not placements and self.stride_in is not None:
+            choosing = [name for name, other in parts.BLOCKS.items() if other.stride_placements]
             raise SpecError(
-                f"stride_in={self.stride_in} is not allowed with basic blocks: it places the stride inside "
-                f"a bottleneck; basic blocks always stride in their first 3x3 conv"
+                f"stride_in={self.stride_in} is not allowed with {self.block} blocks: they always stride in "
+                f"their first conv; only {' and '.join(choosing)} blocks choose where"
             )
         for axis in chosen.values():
             if axis.values is not None or axis.flag:
@@ -230,8 +241,13 @@ class Spec:
 
     # ---- derived -----------------------------------------------------------------------------------------
     @property
+    def kind(self) -> parts.BlockKind:
+        """The block kind's registry entry: everything the spec's block implies."""
+        return parts.builder(parts.BLOCKS, "block", self.block)
+
+    @property
     def expansion(self) -> int:
-        return BOTTLENECK_EXPANSION if self.block == "bottleneck" else 1
+        return self.kind.expansion
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -241,8 +257,7 @@ class Spec:
     @property
     def depth(self) -> int:
         """Weighted layers, counted as the paper does: convs on the main path plus the fc."""
-        convs_per_block = 3 if self.block == "bottleneck" else 2
-        return convs_per_block * sum(self.layers) + 2
+        return self.kind.convs * sum(self.layers) + 2
 
     @property
     def plain(self) -> bool:
@@ -252,12 +267,13 @@ class Spec:
     def tweak(self) -> str:
         """The Bag-of-Tricks level this spec amounts to: '', 'B', 'C', 'D', or 'custom' for other mixes.
 
-        The tweaks are cumulative: B moves the stride to the 3x3 (bottlenecks only), C adds the deep
-        stem, D adds the avg-pool shortcut. Basic blocks have no B step, so for them C = deep stem.
+        The tweaks are cumulative: B moves the stride to the 3x3 (blocks with a stride placement to choose,
+        the bottlenecks), C adds the deep stem, D adds the avg-pool shortcut. Blocks without that choice
+        (basic blocks) have no B step, so for them C = deep stem.
         """
         if self.family == "cifar":  # the tweaks are defined for the ImageNet nets only
             return "" if self.stem == "3x3" and self.shortcut != "D" else "custom"
-        b = self.block == "basic" or self.stride_in == "3x3"
+        b = not self.kind.stride_placements or self.stride_in == "3x3"
         c = b and self.stem == "deep"
         d = c and self.shortcut == "D"
         if d:
@@ -268,6 +284,6 @@ class Spec:
             return "C"
         if self.stem == "deep":
             return "custom"
-        if self.block == "bottleneck" and self.stride_in == "3x3":
+        if self.stride_in == "3x3":
             return "B"
         return ""

@@ -1,8 +1,11 @@
 """The datasets the suite trains on, behind one interface: the runner, suite, perf and reports ask only this.
 
-Each dataset is declared once in `DATASETS` (classes, its own image size, which module reads it, which
-recipes apply to it and at what budget) and read by its module into a `Data` (core.py): uint8 splits, the
-training augmentation and the evaluation transform, all run on the device (augment.py, loader.py).
+Each dataset is declared once in `DATASETS` (classes, its own image size, the reader that reads it, which
+recipes apply to it and at what budget) and read by its reader into a `Data` (core.py): uint8 splits, the
+training augmentation and the evaluation transform, all run on the device (augmentation.py, loader.py).
+A reader (`core.Reader`: `cifar.READER`, `folder.READER`) is everything the rest of the code needs to know
+about a kind of data: how to read it, whether its images come at one size, and how the standard PyTorch
+recipe reads the same data for `bench perf`'s baseline; nothing outside the readers asks which one it is.
 
 - `cifar10`, `cifar100`: the paper's §4.2 CIFAR (cifar.py): 32x32, pad-and-crop.
 - `imagenette`, `imagewoof`: fast.ai's 10-class ImageNet subsets, any of their 160 px, 320 px or full
@@ -23,56 +26,29 @@ import torch
 from . import cifar, folder
 from .augmentation import augment, draw_augmentation
 from ..errors import UserError
-from .core import Data, DataError, Split
+from .core import Data, DataError, DatasetInfo, Reader, Split
 from .loader import EpochLoader, epoch_generator, eval_batches
 
 __all__ = [
-    "DATASETS", "Data", "DataError", "DatasetInfo", "EpochLoader", "Normalizer", "Split", "augment",
-    "draw_augmentation", "epoch_generator", "eval_batches", "info", "load", "names",
+    "DATASETS", "Data", "DataError", "DatasetInfo", "EpochLoader", "Normalizer", "Reader", "Source", "Split",
+    "augment", "draw_augmentation", "epoch_generator", "eval_batches", "info", "load", "names",
 ]
 
 FOLDER_PREFIX = "folder:"
-IMAGENET_LAYOUT = (
-    "Lay ILSVRC2012 out as DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (the validation images sorted into "
-    "class folders, e.g. with the valprep.sh script of PyTorch's ImageNet example) and pass --data-dir DIR; "
-    "ImageNet is never downloaded (its licence requires an account at image-net.org)"
-)
 FASTAI = "https://s3.amazonaws.com/fast-ai-imageclas/"
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str  # as in run ids and records
-    title: str
-    reader: str  # "cifar" or "folder"
-    num_classes: int | None  # None: as many as the folder has
-    image_size: int  # training crop and evaluation size unless the recipe sets one
-    budget: str  # the row of recipe.BUDGETS that says which recipes apply, and how
-    default_recipe: str
-    releases: tuple[str, ...] = ()  # folder datasets: release folders looked for inside --data-dir
-    url: str | None = None  # where a missing copy is downloaded from (a format string of the release)
-    path: str | None = None  # folder:PATH: the folder itself
-
-    def releases_for(self, image_size: int) -> tuple[str, ...]:
-        """Release folders, those with enough pixels for this training size first (the 160 px release for
-        128 px crops; the 320 px one for 224)."""
-        small = [r for r in self.releases if r.endswith("-160")]
-        if folder.stored_size(image_size) <= 160:
-            return tuple(small + [r for r in self.releases if r not in small])
-        return tuple([r for r in self.releases if r not in small] + small)
-
-
 def _fastai(name: str, title: str, stem: str) -> DatasetInfo:
-    return DatasetInfo(name, title, "folder", 10, 128, "imagenette", "bot",
+    return DatasetInfo(name, title, folder.READER, 10, 128, "imagenette", "bot",
                        releases=(f"{stem}-160", f"{stem}-320", stem), url=FASTAI + "{release}.tgz")
 
 
 DATASETS = {
-    "cifar10": DatasetInfo("cifar10", "CIFAR-10", "cifar", 10, cifar.IMAGE_SHAPE[-1], "cifar", "paper"),
-    "cifar100": DatasetInfo("cifar100", "CIFAR-100", "cifar", 100, cifar.IMAGE_SHAPE[-1], "cifar", "paper"),
+    "cifar10": DatasetInfo("cifar10", "CIFAR-10", cifar.READER, 10, cifar.IMAGE_SHAPE[-1], "cifar", "paper"),
+    "cifar100": DatasetInfo("cifar100", "CIFAR-100", cifar.READER, 100, cifar.IMAGE_SHAPE[-1], "cifar", "paper"),
     "imagenette": _fastai("imagenette", "Imagenette", "imagenette2"),
     "imagewoof": _fastai("imagewoof", "Imagewoof", "imagewoof2"),
-    "imagenet": DatasetInfo("imagenet", "ImageNet (ILSVRC2012)", "folder", 1000, 224, "imagenet", "imagenet",
+    "imagenet": DatasetInfo("imagenet", "ImageNet (ILSVRC2012)", folder.READER, 1000, 224, "imagenet", "imagenet",
                             releases=("imagenet", "ILSVRC2012")),
 }
 
@@ -88,8 +64,8 @@ def info(dataset: str) -> DatasetInfo:
     if dataset.startswith(FOLDER_PREFIX) and dataset[len(FOLDER_PREFIX):]:
         path = Path(dataset[len(FOLDER_PREFIX):]).expanduser()
         readable = re.sub(r"[^A-Za-z0-9]+", "-", path.resolve().name).strip("-") or "root"
-        return DatasetInfo(f"folder-{readable}", f"{path} (class folders)", "folder", None, 128, "imagenette", "bot",
-                           path=str(path))
+        return DatasetInfo(f"folder-{readable}", f"{path} (class folders)", folder.READER, None, 128, "imagenette",
+                           "bot", path=str(path))
     raise DataError(f"unknown dataset {dataset!r}; choose one of: {names()} "
                     f"(a folder with train/<class>/ and val/<class>/ image folders)")
 
@@ -97,23 +73,33 @@ def info(dataset: str) -> DatasetInfo:
 def load(dataset: str, data_dir: str | os.PathLike = "data", download: bool = True, val_size: int = 0, *,
          image_size: int = 0, normalize: str | None = None, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3),
          skip_corrupt: bool = False, cache_dir: str | os.PathLike | None = None, say=None) -> Data:
-    """Read a dataset as `Data`: CIFAR from DATA_DIR/<its folder>; a folder dataset from DATA_DIR (itself, or a
-    release folder inside it) or, for folder:PATH, from PATH; `image_size` 0 is the dataset's own."""
+    """Read a dataset as `Data`, with its reader: CIFAR from DATA_DIR/<its folder>; a folder dataset from
+    DATA_DIR (itself, or a release folder inside it) or, for folder:PATH, from PATH; `image_size` 0 is the
+    dataset's own."""
     declared = info(dataset)
-    if declared.reader == "cifar":
-        return cifar.load(declared.name, data_dir, download, val_size, image_size, normalize or "pixel")
-    size = image_size or declared.image_size
-    if declared.path is not None:
-        root = Path(declared.path)
-        if not (root / "train").is_dir():
-            raise DataError(f"{root}: no train/ folder; a folder dataset needs PATH/train/<class>/<images> and "
-                            f"PATH/val/<class>/<images>")
-    else:
-        root = folder.find_root(declared.name, Path(data_dir), declared.releases_for(size),
-                                folder.stored_size(size), declared.url and declared.url.format(
-                                    release=declared.releases_for(size)[0]), download, IMAGENET_LAYOUT)
-    return folder.load(declared.name, root, declared.num_classes, size, val_size, normalize or "channel",
-                       crop_scale, crop_ratio, skip_corrupt, cache_dir, say)
+    data = declared.reader.load(declared, Path(data_dir), download=download, val_size=val_size,
+                                image_size=image_size or declared.image_size, normalize=normalize,
+                                crop_scale=crop_scale, crop_ratio=crop_ratio, skip_corrupt=skip_corrupt,
+                                cache_dir=cache_dir, say=say)
+    data.reader = declared.reader
+    return data
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a run reads its dataset and how: the data folder, the folder for a decoded cache (None: beside the
+    data), whether a missing dataset is downloaded, whether images that do not decode are left out."""
+
+    data_dir: str | os.PathLike = "data"
+    cache_dir: str | os.PathLike | None = None
+    download: bool = True
+    skip_corrupt: bool = False
+
+    def load(self, dataset: str, inputs, say=None) -> Data:
+        """`dataset` as a recipe's `Inputs` ask for it (size, normalisation, crops, validation split)."""
+        return load(dataset, self.data_dir, self.download, inputs.val_size, image_size=inputs.image_size,
+                    normalize=inputs.normalize, crop_scale=inputs.crop_scale, crop_ratio=inputs.crop_ratio,
+                    skip_corrupt=self.skip_corrupt, cache_dir=self.cache_dir, say=say)
 
 
 # ---- normalisation: the network's input from uint8 levels -------------------------------------------------

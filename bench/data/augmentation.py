@@ -3,8 +3,10 @@ on the host, no worker processes).
 
 Each augmentation has `draw(n, generator)`, the random choices for n images drawn on the host from the
 epoch's seeded generator (so a resumed run redraws exactly the same), `apply(images, *drawn)` on a
-batch of uint8 images on the device, and `normalizing(normalizer, memory_format, device)`: itself with the
-normalisation fused in where that is faster (its batches are then the network's input), else None.
+batch of uint8 images on the device, `normalizing(normalizer, memory_format, device)`: itself with the
+normalisation fused in where that is faster (its batches are then the network's input), else None, and
+`torchvision_steps()`: the same augmentation as torchvision transforms of one PIL image, the way the standard
+PyTorch recipe writes it (`bench perf`'s baseline, standard.py).
 
 - `PadCrop`: CIFAR (§4.2), "4 pixels are padded on each side, and a 32x32 crop is randomly sampled from
   the padded image or its horizontal flip": one gather for the whole batch.
@@ -62,6 +64,11 @@ class PadCrop:
     def fuses(self, device: torch.device, normalize: str) -> bool:
         return False  # one gather of 32x32 crops: nothing to gain, and CIFAR's records stay bit-identical
 
+    def torchvision_steps(self, size: int) -> list:
+        from torchvision import transforms as T
+
+        return [T.RandomHorizontalFlip(), T.RandomCrop(size, padding=PAD)]
+
     def normalizing(self, normalizer, memory_format: torch.memory_format, device: torch.device) -> None:
         return None
 
@@ -108,6 +115,11 @@ class ResizedCrop:
 
     def apply(self, images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
         return resized_crops(images, boxes, self.size, flips)
+
+    def torchvision_steps(self, size: int) -> list:
+        from torchvision import transforms as T
+
+        return [T.RandomResizedCrop(size, scale=self.scale, ratio=self.ratio), T.RandomHorizontalFlip()]
 
     def fuses(self, device: torch.device, normalize: str) -> bool:
         """Whether `normalizing` fuses here: per-channel statistics on the CPU, with a C++ compiler at hand.
@@ -260,6 +272,11 @@ class CenterResize:
 
     def describe(self) -> str:
         return f"resize to {self.resize}, centre crop {self.size}x{self.size}"
+
+    def torchvision_steps(self, size: int) -> list:
+        from torchvision import transforms as T
+
+        return [T.Resize(self.resize), T.CenterCrop(self.size)]
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         resized = F.interpolate(images.float(), size=(self.resize, self.resize), mode="bilinear",

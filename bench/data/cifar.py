@@ -3,8 +3,8 @@
 Reading: the standard python-pickle layout (`cifar-10-batches-py/`, `cifar-100-python/`) is read and
 validated here rather than by torchvision, whose md5 check rejects re-packed copies. A corrupt or truncated
 file is an error naming the file, never a silently smaller dataset. The splits (150 MB for CIFAR-10) are
-then held whole on the training device (loader.py), augmented there by `PadCrop` (augment.py), and
-evaluated on the single original 32x32 view.
+then held whole on the training device (loader.py), augmented there by `PadCrop` (augmentation.py), and
+evaluated on the single original 32x32 view. `READER` is this module as the dataset registry sees it.
 """
 
 from __future__ import annotations
@@ -65,6 +65,41 @@ def load(dataset: str, data_dir: str | os.PathLike, download: bool = True, val_s
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
         train, val = train.subset(order[val_size:].sort().values), train.subset(order[:val_size].sort().values)
     return Data(dataset, layout.num_classes, train, test, val, augmentation=PadCrop(), normalize=normalize)
+
+
+class CifarReader:
+    """The python-pickle batches of CIFAR-10/100 (data.core.Reader)."""
+
+    one_size = True  # 32x32, as stored
+    standard_words = "PIL images from the uint8 arrays (as torchvision's CIFAR10 dataset hands them out)"
+
+    def load(self, declared, data_dir: Path, *, download: bool, val_size: int, image_size: int, normalize,
+             crop_scale, crop_ratio, skip_corrupt: bool, cache_dir, say) -> Data:
+        return load(declared.name, data_dir, download, val_size, image_size, normalize or "pixel")
+
+    def standard_dataset(self, data: Data, train: bool, transform):
+        return PilImages(data.train if train else data.test, transform)
+
+
+class PilImages:
+    """A split as torchvision's CIFAR10 holds it (uint8 HWC in one array), handed out as PIL images: the
+    standard recipe's dataset (a torch Dataset)."""
+
+    def __init__(self, split: Split, transform):
+        self.images = np.ascontiguousarray(split.images.permute(0, 2, 3, 1).numpy())
+        self.labels = split.labels.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[index])), self.labels[index]
+
+
+READER = CifarReader()
 
 
 def _missing_message(dataset: str, folder: Path, why: str) -> str:

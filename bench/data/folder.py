@@ -318,6 +318,52 @@ def load(name: str, root: Path, num_classes: int | None, image_size: int, val_si
                 classes=train_listing.classes, details=details)
 
 
+IMAGENET_LAYOUT = (
+    "Lay ILSVRC2012 out as DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (the validation images sorted into "
+    "class folders, e.g. with the valprep.sh script of PyTorch's ImageNet example) and pass --data-dir DIR; "
+    "ImageNet is never downloaded (its licence requires an account at image-net.org)"
+)
+
+
+class FolderReader:
+    """Class folders of image files (data.core.Reader): ImageNet, Imagenette, Imagewoof and folder:PATH."""
+
+    one_size = False  # the recipe picks the resolution; the cache stores 1.25x it
+    standard_words = "torchvision ImageFolder over the JPEG files (decoded every epoch)"
+
+    def load(self, declared, data_dir: Path, *, download: bool, val_size: int, image_size: int, normalize,
+             crop_scale, crop_ratio, skip_corrupt: bool, cache_dir, say) -> Data:
+        if declared.path is not None:
+            root = Path(declared.path)
+            if not (root / "train").is_dir():
+                raise DataError(f"{root}: no train/ folder; a folder dataset needs PATH/train/<class>/<images> and "
+                                f"PATH/val/<class>/<images>")
+        else:
+            releases = releases_for(declared.releases, image_size)
+            url = declared.url.format(release=releases[0]) if declared.url else None
+            root = find_root(declared.name, data_dir, releases, stored_size(image_size), url, download,
+                             IMAGENET_LAYOUT)
+        return load(declared.name, root, declared.num_classes, image_size, val_size, normalize or "channel",
+                    crop_scale, crop_ratio, skip_corrupt, cache_dir, say)
+
+    def standard_dataset(self, data: Data, train: bool, transform):
+        from torchvision import datasets as folders
+
+        return folders.ImageFolder(str(Path(data.details["folder"]) / ("train" if train else "val")), transform)
+
+
+def releases_for(releases: tuple[str, ...], image_size: int) -> tuple[str, ...]:
+    """Release folders, those with enough pixels for this training size first (the 160 px release for 128 px
+    crops; the 320 px one for 224)."""
+    small = [r for r in releases if r.endswith("-160")]
+    if stored_size(image_size) <= 160:
+        return tuple(small + [r for r in releases if r not in small])
+    return tuple([r for r in releases if r not in small] + small)
+
+
+READER = FolderReader()
+
+
 def _default_cache_dir(root: Path) -> Path:
     """Beside the data when its folder is writable; otherwise (a shared, read-only ImageNet) the user's cache."""
     if os.access(root, os.W_OK):

@@ -1,8 +1,10 @@
 """Reports: the paper's tables and figures rebuilt from RESULTS/runs/*, beside the published figures.
 
-`build()` writes RESULTS/reports/<suite>/<recipe>-x<scale>/: `index.md`, one Markdown page per experiment, a CSV per table and
-PNG figures, and mirrors the tables and figures to a W&B report run. Every page says how its figures were
-produced (recipe, scale, seeds, device, dataset, dates) and which runs are missing, diverged or failed.
+`build()` writes RESULTS/reports/<suite>/<recipe>-x<scale>/: `index.md`, one Markdown page per experiment, a CSV
+per table and PNG figures, and mirrors the tables and figures to a W&B report run. Every page says how its
+figures were produced (recipe, scale, seeds, device, dataset, dates) and which runs are missing, diverged or
+failed. A report is a function of the records of the runs a suite plans (its caller expands the suite: the
+report package does not read suite files), drawn by the builder of each experiment's kind (kinds.py).
 """
 
 from __future__ import annotations
@@ -14,21 +16,18 @@ from pathlib import Path
 import pandas as pd
 
 from .. import records
-from .. import suite as suites
 from .. import data as datasets
 from .. import recipe as recipes
 from ..tracking import upload_report
-from .pages import BASELINES, BUILDERS, Page, ReportContext, comparison_table
+from .kinds import KINDS, comparison_table
+from .pages import Page, ReportContext
 from .runs import aggregate, load_curves, load_runs
 
 
-def build(suite_name: str | suites.Suite, results_dir: str | Path = "results", recipe: str | None = None, scale: float = 1.0,
-          seeds: int = 1, expensive: bool = False, wandb_mode: str | None = None) -> Path:
-    """Every experiment of the suite, whatever subset was trained: untrained runs show as missing. The
-    recipe is the suite's own when None."""
-    suite = suite_name if isinstance(suite_name, suites.Suite) else suites.load(suite_name)
-    recipe = suite.recipe_or_default(recipe)
-    planned = suites.expand(suite, recipe, scale, seeds, expensive=expensive)
+def build(suite, planned, results_dir: str | Path = "results", recipe: str = "", scale: float = 1.0, seeds: int = 1,
+          wandb_mode: str | None = None) -> Path:
+    """The report of every experiment of `suite` (suite.Suite), from the records of its `planned` runs
+    (suite.expand of the whole suite, at `recipe`, `scale`, `seeds`): runs without a record show as missing."""
     runs = load_runs(results_dir, planned)
     out_dir = folder(suite.name, recipe, scale, results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -40,9 +39,10 @@ def build(suite_name: str | suites.Suite, results_dir: str | Path = "results", r
         summary = aggregate(part, context.num_classes, context.image_size) if len(part) else pd.DataFrame()
         # Curves of finished runs only, like the tables: a diverged or half-done run would bend the means.
         curves = load_curves(results_dir, part[part.status == "finished"]) if len(part) else pd.DataFrame()
-        page = BUILDERS[experiment.report](experiment, summary, curves, out_dir,
-                                           replace(context, label=figure_label(part, recipe, scale, seeds)))
-        if experiment.report in BASELINES and len(summary):
+        kind = KINDS[experiment.report]
+        page = kind.build(experiment, summary, curves, out_dir,
+                          replace(context, label=figure_label(part, recipe, scale, seeds)))
+        if kind.baseline is not None and len(summary):
             table, notes = comparison_table(experiment, summary)
             if table is not None:
                 page.tables.append(table)
@@ -73,7 +73,7 @@ def _context(suite, recipe: str, scale: float, runs: pd.DataFrame) -> ReportCont
     if num_classes is None:
         counts = [int(n) for n in runs.get("num_classes", pd.Series(dtype=float)).dropna()]
         num_classes = counts[0] if counts else 1000
-    return ReportContext(declared.title, image_size, declared.reader == "cifar", num_classes)
+    return ReportContext(declared.title, image_size, declared.reader.one_size, num_classes)
 
 
 def short_budget(recipe: str, scale: float) -> bool:

@@ -27,14 +27,14 @@ class ReportContext:
 
     dataset: str = "CIFAR-10"  # its title
     image_size: int = 32
-    cifar: bool = True
+    one_size: bool = True  # the dataset's images come at one size (CIFAR): pages name the dataset alone
     num_classes: int = 10
     label: str = ""  # how the runs were produced (recipe, scale, seeds, device), printed under every figure
 
     @property
     def where(self) -> str:
         """'CIFAR-10', or 'Imagenette at 128x128' where the resolution is not the dataset's only one."""
-        return self.dataset if self.cifar else f"{self.dataset} at {self.pixels}"
+        return self.dataset if self.one_size else f"{self.dataset} at {self.pixels}"
 
     @property
     def pixels(self) -> str:
@@ -195,9 +195,10 @@ def comparison_panels(order: list[str], specs: dict[str, dict]) -> dict[str, lis
 
 
 def add_comparison_figures(page: Page, experiment, specs: dict[str, dict], curves: pd.DataFrame, out_dir: Path,
-                           context: ReportContext) -> None:
+                           context: ReportContext, one_panel: bool = False) -> None:
     """Curves (error against iterations per spec) and the final errors with their seed spread, for any
-    experiment that compares variants; the cost table of the same specs."""
+    experiment that compares variants; the cost table of the same specs. The curves are in one panel per
+    family and depth (`comparison_panels`), or all in one (`one_panel`: every spec against the first)."""
     order = [spec for spec in experiment.runs + experiment.expensive if spec in specs]
     table = cost_table(experiment, specs, context)
     if table is not None:
@@ -206,7 +207,7 @@ def add_comparison_figures(page: Page, experiment, specs: dict[str, dict], curve
     if not curves.empty:
         page.figures.append((f"Training (dashed) and test (bold) error against iterations on {context.where}, mean "
                              "over seeds, the band ± one std of the test error",
-                             figures.comparison_curves(curves, {"": order} if experiment.report == "compare"
+                             figures.comparison_curves(curves, {"": order} if one_panel
                                                        else comparison_panels(order, specs),
                                                        out_dir / f"{experiment.key}_curves.png", context.where,
                                                        label=context.label)))
@@ -311,6 +312,7 @@ def bottleneck_page(experiment, summary, curves, out_dir: Path, context: ReportC
 
     from variants.layers import BasicBlock, BlockConfig, Bottleneck
 
+    # Figure 5's two blocks, with the paper's weight counts (a published table, looked up by its rows)
     fig5 = reference("fig5_block_cost").set_index("block")
     bottleneck = BlockConfig(256, 64, shortcut="B", stride_in="1x1")
     blocks = [
@@ -336,7 +338,7 @@ def bottleneck_page(experiment, summary, curves, out_dir: Path, context: ReportC
     page.notes.append(
         "MACs are fvcore's multiply-adds of `model.eval()` at batch 1, the paper's FLOPs (§3.3). fvcore counts "
         "the convs, the fc, batch norm and the global average pool; it skips the residual adds and the max-pool "
-        "(no handler) and ignores ReLU, so all columns leave those out (README: 'Cost of a model'). torchvision's and "
+        "(no handler) and ignores ReLU, so all columns leave those out (docs/variants.md: 'Cost of a model'). torchvision's and "
         "timm's ResNet-50/101/152 stride in the 3x3 (ResNet-B): their published 4.1/7.8/11.6 GFLOPs are our "
         "ResNet-B column. Two 3x3 convs at 256-d would have 1,179,648 weights: the bottleneck does the work "
         "of a 256-d block at the cost of a 64-d one (the paper's weight counts: bench/reference/fig5_block_cost.csv)."
@@ -422,73 +424,6 @@ def imagenet_depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame,
     return page
 
 
-# ---- is a difference real? (every comparison page; `bench compare`) ------------------------------------------
-
-# The baseline each report kind compares a variant with: the spec of the same family and depth whose axis has
-# this value (plain at each depth, the original ResNet-50, option A, the 7x7 stem). "compare": the first spec.
-BASELINES = {"depth": ("plain", (True,)), "imagenet_depth": ("plain", (True,)), "shortcuts": ("shortcut", ("A",)),
-             "tweaks": ("tweak", ("none",)), "stems": ("stem", ("7x7", "3x3"))}  # 3x3: the CIFAR nets' stem
-NO_CLAIM = ("One seed per spec: no claim of a difference can be made. Train with `--seeds 3` or more for "
-            "confidence intervals and Welch's t-test.")
-
-
-def baselines(experiment, specs: dict[str, dict]) -> dict[str, str]:
-    """Each compared spec of the experiment and its baseline spec (stats.py's docstring says which)."""
-    present = [spec for spec in experiment.runs + experiment.expensive if spec in specs]
-    if experiment.report == "compare":
-        return {spec: present[0] for spec in present[1:]} if present else {}
-    axis, values = BASELINES[experiment.report]
-    pairs = {}
-    for spec in present:
-        row = specs[spec]
-        if row["family"] == "timm" or row[axis] in values:
-            continue
-        candidates = [other for other in present if specs[other][axis] in values
-                      and (specs[other]["family"], specs[other]["depth"]) == (row["family"], row["depth"])]
-        if candidates:  # the one that differs from the variant in the fewest axes
-            pairs[spec] = min(candidates, key=lambda other: sum(
-                str(specs[other][name]) != str(row[name]) for name in AXES))
-    return pairs
-
-
-def comparison_table(experiment, summary: pd.DataFrame) -> tuple[Table | None, list[str]]:
-    """Per compared spec: its seeds' estimate and its difference from its baseline, with the verdict."""
-    specs = _by_spec(summary)
-    pairs = baselines(experiment, specs)
-    if not pairs:
-        return None, []
-    rows, shown = [], []
-    for spec, baseline in pairs.items():
-        mine, theirs = specs[spec]["test_errors"], specs[baseline]["test_errors"]
-        own, base = stats.estimate(mine), stats.estimate(theirs)
-        if not own.n or not base.n:
-            verdict = "not comparable yet: " + ("no finished run" if not own.n else "no finished baseline run")
-            difference = None
-        else:
-            difference = stats.difference(mine, theirs)
-            verdict = difference.verdict
-        rows.append({"spec": spec, "baseline": baseline, "n": own.n, "test_error_mean": own.mean if own.n else None,
-                     "test_error_std": own.std, "ci_low": own.low, "ci_high": own.high, "baseline_n": base.n,
-                     "baseline_error_mean": base.mean if base.n else None,
-                     "gain": difference.gain if difference else None, "gain_low": difference.low if difference else None,
-                     "gain_high": difference.high if difference else None,
-                     "p_value": difference.p_value if difference else None, "verdict": verdict})
-        shown.append({"spec": f"`{spec}`", "against": f"`{baseline}`", "error % (ours)": _estimate_cell(own),
-                      "baseline error %": _estimate_cell(base), "verdict": verdict})
-    notes = [NO_CLAIM] if all(row["n"] < 2 or row["baseline_n"] < 2 for row in rows) else []
-    return Table(f"{experiment.key}_statistics", "Differences from the baseline: 95% confidence intervals and "
-                 "Welch's t-test (difference = baseline − variant error; positive is better)",
-                 pd.DataFrame(rows), pd.DataFrame(shown)), notes
-
-
-def _estimate_cell(estimate: stats.Estimate) -> str:
-    if not estimate.n:
-        return "no finished run"
-    if estimate.std is None:
-        return f"{estimate.mean:.2f} (n=1)"
-    return f"{estimate.mean:.2f} ± {estimate.std:.2f}, 95% CI {estimate.low:.2f} to {estimate.high:.2f} (n={estimate.n})"
-
-
 def compare_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir: Path,
                  context: ReportContext = ReportContext()) -> Page:
     """A generic comparison of any specs (`bench compare`, or report = "compare" in a suite file): costs, the
@@ -497,20 +432,5 @@ def compare_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_di
     specs = _by_spec(summary)
     rows, shown = _variant_rows(experiment, specs, page_axes=(), context=context)
     page.tables.append(Table(experiment.key, f"The specs on {context.where}", pd.DataFrame(rows), pd.DataFrame(shown)))
-    add_comparison_figures(page, experiment, specs, curves, out_dir, context)
-    table, notes = comparison_table(experiment, summary)  # last, as build() appends it to the other pages
-    if table is not None:
-        page.tables.append(table)
-    page.notes += notes
-    return page
-
-
-BUILDERS = {
-    "depth": depth_page,
-    "imagenet_depth": imagenet_depth_page,
-    "shortcuts": shortcuts_page,
-    "tweaks": tweaks_page,
-    "stems": stems_page,
-    "bottleneck": bottleneck_page,
-    "compare": compare_page,
-}
+    add_comparison_figures(page, experiment, specs, curves, out_dir, context, one_panel=True)
+    return page  # the statistics table comes last, as on every page whose kind has a baseline (kinds.py)

@@ -64,14 +64,19 @@ def reference(name: str) -> pd.DataFrame:
 
 def aggregate(runs: pd.DataFrame, num_classes: int, image_size: int = 32) -> pd.DataFrame:
     """Per spec: mean, std and count of the final test error over finished seeds, plus what is missing.
-    Params and MACs come from the spec itself (at the trained resolution), so they are there even for runs
-    not yet trained."""
+    Params and MACs are those its records hold (summary.json: the model as trained, at the trained resolution);
+    a spec with no recorded run yet is counted from the spec itself, so the cost columns are never empty."""
     out = []
     for spec, group in runs.groupby("spec", sort=False):
         finished = group[group.status == "finished"]
         errors = finished.test_error.astype(float)
         parsed = variants.parse(spec)
-        cost = measure(parsed, image_size=image_size, num_classes=num_classes)
+        recorded = group[["params", "macs"]].dropna() if {"params", "macs"} <= set(group) else pd.DataFrame()
+        if len(recorded):
+            params, macs = int(recorded.params.iloc[0]), int(recorded.macs.iloc[0])
+        else:
+            cost = measure(parsed, image_size=image_size, num_classes=num_classes)
+            params, macs = cost.params, cost.macs
         out.append({
             "spec": spec,
             "seeds": len(group),
@@ -83,7 +88,7 @@ def aggregate(runs: pd.DataFrame, num_classes: int, image_size: int = 32) -> pd.
             "test_error_mean": errors.mean() if len(errors) else None,
             "test_error_std": errors.std(ddof=1) if len(errors) > 1 else None,
             "test_errors": errors.tolist(),  # per finished seed, for the statistics (stats.py)
-            "params": cost.params, "macs": cost.macs,
+            "params": params, "macs": macs,
             "train_img_s": finished.train_img_s.astype(float).median() if len(finished) else None,
             "devices": ", ".join(sorted({name for name in finished.device if isinstance(name, str)})) or None,
             **_axes(parsed),

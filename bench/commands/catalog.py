@@ -1,0 +1,32 @@
+"""`python -m bench list [PATTERN]`: the named variants (presets), a line each."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import variants
+
+from . import Command
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet5*' (default: all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = variants.available(args.pattern)
+    if not names:
+        print(f"error: no variant matches {args.pattern!r} (try: python -m bench list)", file=sys.stderr)
+        return 2
+    width = max(map(len, names))
+    for name in names:
+        preset = variants.PRESETS[name]
+        print(f"{name:<{width}}  {preset.title}: {variants.describe(preset.spec)}")
+    if args.pattern == "*":
+        print("\nAny name takes overrides, e.g. resnet34(shortcut=A); cifar(depth=N) and "
+              "imagenet(blocks=a-b-c-d,block=...) build other sizes; timm/NAME builds a timm model.")
+    return 0
+
+
+COMMAND = Command("list", "list the named variants with one-line descriptions", configure, run)

@@ -1,0 +1,55 @@
+"""`python -m bench train SPEC`: train one run (train.py), alone or as one rank of a torchrun world."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import distributed
+from .. import train as training
+from . import Command
+from .common import DATA, EXECUTION, RECORDS, RUN, SPEC_EPILOG, execution, request, source
+
+TORCHRUN_EPILOG = """\
+data-parallel (one run over several GPUs or nodes; rank 0 writes the records, the run id is unchanged):
+  torchrun --nproc-per-node 8 -m bench train resnet50 --dataset imagenet --data-dir D
+  a re-run of the same command resumes from the last checkpoint
+"""
+EXIT_FOR_STATUS = {"finished": 0, "failed": 1, "diverged": 3}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="variant spec string, e.g. resnet20 or 'resnet32(shortcut=B)'")
+    for group in (RUN, DATA, RECORDS, EXECUTION):
+        group.add(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    world = distributed.World.from_environment()
+    try:
+        outcome = training.run(request(args.spec, args), source(args), args.results_dir, execution(args),
+                               wandb_mode=args.wandb, force=args.force)
+    except (KeyboardInterrupt, distributed.Stopped):
+        if world.main:  # rank 0 speaks for the run
+            print("\ninterrupted: the run resumes from its last checkpoint when the same command is run again",
+                  file=sys.stderr)
+        return 130
+    except distributed.RankLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:
+        if world.main or not distributed.lost_peer(error):
+            raise
+        print(f"rank {world.rank}: stopped, another rank is gone (rank 0 records which)", file=sys.stderr)
+        return 1
+    return EXIT_FOR_STATUS[outcome.status]
+
+
+COMMAND = Command(
+    "train", "train a variant on a dataset with a recipe; records in RESULTS/runs/<run_id>/, mirrored to W&B",
+    configure, run,
+    description="Train one variant. The run id is derived from (spec, dataset, recipe, scale, seed): asking for a "
+                "finished run again does nothing, an interrupted one resumes from its last checkpoint. Exit status: "
+                "0 finished (or already finished), 1 failed, 2 a mistake in the request, 3 diverged, 130 interrupted.",
+    epilog=SPEC_EPILOG + "\n" + TORCHRUN_EPILOG,
+)
