@@ -12,11 +12,12 @@ from fvcore.nn import FlopCountAnalysis
 import variants
 from bench import report
 from bench import suite as suites
+from bench.commands.report import report_suite
 from bench.report import figures
 
 from test_report import SUITE, fake_records
 
-README = Path(__file__).parents[1] / "README.md"
+COST_PAGE = Path(__file__).parents[1] / "docs" / "variants.md"  # README's "Cost of a model" moved there
 
 
 @pytest.fixture
@@ -50,10 +51,11 @@ def labels(monkeypatch):
 def build(suite_file, tmp_path, scale=0.05, recipe="paper"):
     results = tmp_path / "results"
     fake_records(results, suites.expand(suites.load(suite_file), "paper", 0.05, seeds=2))
-    return report.build(str(suite_file), results_dir=results, recipe=recipe, scale=scale, seeds=2,
+    return report_suite(str(suite_file), results_dir=results, recipe=recipe, scale=scale, seeds=2,
                         wandb_mode="disabled")
 
 
+@pytest.mark.slow
 def test_a_short_budget_report_opens_with_a_banner_and_every_figure_names_its_runs(suite_file, tmp_path, labels):
     out_dir = build(suite_file, tmp_path)
     seen, saved = labels
@@ -68,12 +70,13 @@ def test_a_short_budget_report_opens_with_a_banner_and_every_figure_names_its_ru
                                 "seeds 0..1 · "), label
     assert "recipe paper x0.05 (short budget: not comparable with published figures) · seeds 0..1 · Test CPU (bf16)" in seen
     # a full budget has no banner (nothing matches these records at scale 1: every run is missing)
-    full = report.build(str(suite_file), results_dir=tmp_path / "results", recipe="paper", scale=1.0, seeds=2,
+    full = report_suite(str(suite_file), results_dir=tmp_path / "results", recipe="paper", scale=1.0, seeds=2,
                         wandb_mode="disabled")
     assert "Short budget" not in (full / "index.md").read_text() + (full / "depth.md").read_text()
     assert report.short_budget("smoke", 1.0) and not report.short_budget("paper", 1.0)
 
 
+@pytest.mark.slow
 def test_every_comparison_experiment_has_curves_and_final_errors_and_a_separate_cost_table(suite_file, tmp_path):
     out_dir = build(suite_file, tmp_path)
     for key in ("shortcuts", "tweaks"):
@@ -142,6 +145,7 @@ def test_comparison_curves_name_a_spec_without_runs_in_the_title_not_in_the_plot
     assert axis.get_legend().get_window_extent().y1 < axis.get_window_extent().y0
 
 
+@pytest.mark.slow
 def test_the_bottleneck_page_and_the_readme_say_fvcore_counts_the_global_average_pool(tmp_path):
     counted = FlopCountAnalysis(variants.create("resnet18").eval(), torch.zeros(1, 3, 224, 224))
     counted.unsupported_ops_warnings(False)
@@ -150,7 +154,7 @@ def test_the_bottleneck_page_and_the_readme_say_fvcore_counts_the_global_average
     suite = tmp_path / "b.toml"
     suite.write_text('name = "b"\ndataset = "cifar10"\n[experiments.bottleneck]\ntitle = "B"\nreport = "bottleneck"\n'
                      'runs = []\n')
-    page = (report.build(str(suite), results_dir=tmp_path, wandb_mode="disabled") / "bottleneck.md").read_text()
+    page = (report_suite(str(suite), results_dir=tmp_path, wandb_mode="disabled") / "bottleneck.md").read_text()
     assert "fvcore counts the convs, the fc, batch norm and the global average pool; it skips the residual adds " \
            "and the max-pool" in page
-    assert "fvcore counts convs, the fc, BN and the global average pool" in " ".join(README.read_text().split())
+    assert "fvcore counts convs, the fc, BN and the global average pool" in " ".join(COST_PAGE.read_text().split())
