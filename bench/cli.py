@@ -27,6 +27,16 @@ class _CommandListFormatter(argparse.RawDescriptionHelpFormatter):
         self._action_max_length = 16
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal's width; a text with line breaks of its own (an epilog's list of
+    spec keys, a torchrun example) is kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -37,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in commands():
         sub = subparsers.add_parser(command.name, help=command.help, description=command.description or command.help,
-                                    epilog=command.epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                    epilog=command.epilog, formatter_class=_Formatter)
         command.configure(sub)
         sub.set_defaults(run=command.run)
     return parser

@@ -39,7 +39,6 @@ from . import suite as suites
 from . import tracking
 from .errors import UserError
 from .report import folder as report_folder
-from .report.kinds import KINDS
 
 PLACEHOLDER_ENTITY = "YOUR-ENTITY"  # in definitions written without --entity; publishing uses your default entity
 REACHABILITY_TIMEOUT_S = 10  # a W&B server that does not answer within this is "no network", not a hang
@@ -93,7 +92,7 @@ def build(suite: str | suites.Suite, recipe: str | None = None, scale: float = 1
         page = _page_text(folder.parent / f"{key}.md", suite, recipe, scale)
         blocks.append(wr.H1(text=experiment.title))
         blocks.append(wr.MarkdownBlock(text=page) if page else wr.P(text=_no_page_yet(suite, recipe, scale)))
-        if not KINDS[experiment.report].trains:
+        if not specs:
             note = ("This experiment trains nothing: its tables and figures are computed from the models themselves "
                     "(`python -m bench report` writes them; the W&B report shows its text).")
             sections.append(ws.Section(name=experiment.title, is_open=True, panels=[wr.MarkdownPanel(markdown=note)]))

@@ -16,10 +16,10 @@ iteration; the paper's deep-net warm-up and Bag of Tricks' linear ramp, two diff
 there under names that say which), `optimizer` (SGD), `inputs` (batch, crops, normalisation, validation
 split) and `cadence` (how often the run logs, evaluates and checkpoints). The training code reads the plan.
 
-The run id hashes the recipe as written (`identity()`: every field, lengths scaled, with a request's
-validation split and normalisation folded in). A checkpoint interval the user gives (`--checkpoint-every`)
-goes to the plan, not to the recipe: it changes when something happens but no recorded number, so
-config.json records it and the run id stays the same.
+The run id hashes the recipe as written (`identity()`: every field but the checkpoint interval, lengths
+scaled, with a request's validation split and normalisation folded in). A checkpoint interval the user gives
+(`--checkpoint-every`) goes to the plan, not to the recipe: it changes when something happens but no recorded
+number, so config.json records it and the run id stays the same.
 
 Evaluations before the last one may use a fixed part of the test split (`Cadence.intermediate_images`): at
 small scales the same number of evaluations would otherwise cost as much as the training. The last is always
@@ -102,8 +102,12 @@ class Recipe:
 
     def check_checkpoint_every(self, value: int) -> None:
         """Refuse a checkpoint interval this recipe cannot use: checkpoints fall on log points. An epoch recipe
-        learns its log interval from the data, in `resolve`, which fits the interval to it."""
-        if value < 1 or (not self.epochs and value % self.log_every):
+        learns its log interval from the data, in `resolve`, which rounds the interval to it."""
+        if self.epochs:
+            if value < 1:
+                raise UserError(f"checkpoint_every={value} is not allowed: it must be at least 1 (iterations; "
+                                f"rounded down to a multiple of the run's log interval)")
+        elif value < 1 or value % self.log_every:
             raise UserError(f"checkpoint_every={value} is not allowed: it must be a positive multiple "
                             f"of log_every={self.log_every}, so that checkpoints fall on log points")
 
@@ -165,9 +169,15 @@ class Recipe:
         return fields
 
     def identity(self) -> dict:
-        """What the run id hashes: the recipe as written (`to_dict`), which is what the ids of earlier records
-        hashed, so they stay valid. A run's own checkpoint interval never enters it (`resolve`)."""
-        return self.to_dict()
+        """What the run id hashes: the recipe as written (`to_dict`) less its checkpoint interval, a cadence. The
+        built-in recipes (RECIPES) hash the interval they are written with at this scale instead, whatever this
+        one says: their first ids were computed with it, and so they stay valid. A run's --checkpoint-every
+        never enters the recipe (`resolve`), so it never changes an id."""
+        fields = self.to_dict()
+        del fields["checkpoint_every"]
+        if self.name in RECIPES:
+            fields["checkpoint_every"] = get(self.name, self.scale).checkpoint_every
+        return fields
 
     @property
     def inputs(self) -> "Inputs":

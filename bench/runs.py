@@ -11,7 +11,7 @@ validated and named once, and its id is the same everywhere.
 The run id (`records.run_id`) hashes the canonical spec as asked, the dataset's name, the recipe's identity
 and the seed. A recipe may change the net it trains: Bag of Tricks' zero-gamma sets the zero_init axis. The
 records and W&B describe the net as trained (`Run.trained`), while the run id, the run's name and its W&B
-group stay those of the request, so the ids of earlier records, and of any request, do not change.
+group name the spec as asked, so the ids of earlier records, and of any request, do not change.
 
 Once the data is known, `Run.plan(train_images)` resolves the recipe into the plan the run trains
 (recipe.Plan: iterations only, read in parts).
@@ -105,5 +105,5 @@ class Run:
 
     def describe(self) -> str:
         """One line: what is trained, on what, with which recipe."""
-        return (f"{self.canonical} on {self.dataset.name}, recipe {self.recipe.name} x{self.recipe.scale:g}, "
+        return (f"{self.canonical} on {self.request.dataset}, recipe {self.recipe.name} x{self.recipe.scale:g}, "
                 f"seed {self.seed}")

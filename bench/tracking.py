@@ -51,6 +51,7 @@ from . import records
 from .errors import UserError
 
 PROJECT = os.environ.get("WANDB_PROJECT", "resnet-bench")
+MAX_TAG = 64  # W&B refuses a run whose tags are longer (and then logs nothing for it)
 MODES = ("online", "offline", "disabled")
 JOB_TYPES = ("train", "perf", "report")
 
@@ -156,7 +157,8 @@ class Tracker:
 
             directory.mkdir(parents=True, exist_ok=True)
             self.run = wandb.init(
-                project=PROJECT, id=wandb_id, name=name, group=group, tags=tags, config=wandb_config(config),
+                project=PROJECT, id=wandb_id, name=name, group=group, config=wandb_config(config),
+                tags=[tag[:MAX_TAG] for tag in tags],
                 job_type=job_type, dir=str(directory), mode=mode, resume="allow",
                 settings=wandb.Settings(console="off", silent=True),
             )

@@ -355,9 +355,11 @@ def _attempt(run: Run, source: datasets.Source, results_dir: Path, execution: Ex
         raise datasets.DataError(f"batch size {run.recipe.batch_size} is larger than the {len(data.train)} "
                                  f"training images")
     plan = run.plan(len(data.train))
-    # decided once and recorded; either way the batches are the same (loader.py)
-    placement = "resident" if datasets.loader.resident(data.train, execution.device, execution.placement) else "stream"
-    execution = replace(execution, placement=placement)
+    # decided once, recorded, and what the training split does; either way the batches are the same (loader.py).
+    # The evaluation splits are placed as asked (auto: each where it fits).
+    requested = execution.placement
+    execution = replace(execution, placement="resident" if datasets.loader.resident(
+        data.train, execution.device, requested) else "stream")
     with record.lock() if world.main else contextlib.nullcontext():
         if force:  # only now: a forced run that cannot even load its data keeps the old record
             record.clear()
@@ -391,7 +393,7 @@ def _attempt(run: Run, source: datasets.Source, results_dir: Path, execution: Ex
             record=record if world.main else None,
         )
         trainer = Trainer(run, plan, data, model, execution, record, tracker, cost, checkpoint, started,
-                          code=code, group=group, quiet=quiet)
+                          code=code, group=group, quiet=quiet, eval_placement=requested)
         try:
             status = trainer.fit()
         except BaseException:
@@ -431,7 +433,8 @@ class Trainer:
 
     def __init__(self, run: Run, plan: recipes.Plan, data: datasets.Data, model: nn.Module, execution: Execution,
                  record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, started: float, *,
-                 code: str | None = None, group: distributed.Session | None = None, quiet: bool = False):
+                 code: str | None = None, group: distributed.Session | None = None, quiet: bool = False,
+                 eval_placement: str = "auto"):
         device = execution.device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -440,8 +443,8 @@ class Trainer:
         self.started = started
         self.path = TrainingPath(model, data, plan, run.seed, execution, group.world if group else distributed.SOLO)
         self.loader = self.path.loader
-        self.test = _placed(data.test, device, execution.placement)
-        self.val = _placed(data.val, device, execution.placement) if data.val is not None else None
+        self.test = _placed(data.test, device, eval_placement)
+        self.val = _placed(data.val, device, eval_placement) if data.val is not None else None
         # the intermediate evaluations' share of each split (the final one takes all), as config.json records it
         self.evaluation = _evaluation(data, plan, checkpoint)
         self.schedule, self.cadence, self.warmup = plan.schedule, plan.cadence, plan.schedule.deep_net_warmup
@@ -579,9 +582,8 @@ class Trainer:
 
 
 def _placed(split: datasets.Split, device: torch.device, placement: str) -> datasets.Split:
-    """An evaluation split beside a resident training split on the device; beside a streamed one, there too when
-    it fits; else left on the host, copied a batch at a time."""
-    return split.to(device) if datasets.loader.resident(split, device, placement.replace("stream", "auto")) else split
+    """An evaluation split on the device when it fits there; else left on the host, copied a batch at a time."""
+    return split.to(device) if datasets.loader.resident(split, device, placement) else split
 
 
 def _progress(total: int, initial: int, quiet: bool):
@@ -624,7 +626,7 @@ def _config(run: Run, data: datasets.Data, plan: recipes.Plan, execution: Execut
     return {
         "run_id": run.run_id,
         "spec": run.canonical,
-        "spec_as_given": run.request.spec,
+        "spec_as_given": run.request.spec if isinstance(run.request.spec, str) else run.canonical,
         "spec_as_trained": run.trained_canonical,
         "variant": _variant_axes(run.trained),
         "dataset": {

@@ -117,6 +117,19 @@ def test_a_block_kind_is_one_registry_entry(monkeypatch):
         stages += first + 2 * (out * 9 * out + 2 * out)
     assert measure(spec, num_classes=10).params == stem + stages + 128 * 10 + 10
     assert sum(p.numel() for p in model.parameters()) == stem + stages + 128 * 10 + 10
+    assert model.final_norm is None
+
+    # a kind whose blocks end before their norm (as pre-activation ones do): the net adds BN + ReLU at the end
+    monkeypatch.setitem(layers.BLOCKS, "toy_open", layers.BlockKind(ToyBlock, "the toy block, the net's last norm "
+                                                                   "its own", convs=1, families=("cifar",),
+                                                                   final_norm=True))
+    open_net = variants.create("cifar(depth=11,block=toy_open,shortcut=B)", num_classes=10)
+    assert [type(m) for m in open_net.final_norm] == [nn.BatchNorm2d, nn.ReLU]
+    assert open_net.final_norm[0].num_features == 128
+    assert sum(p.numel() for p in open_net.parameters()) == stem + stages + 2 * 128 + 128 * 10 + 10
+    with torch.no_grad():
+        features = open_net.forward_features(torch.randn(2, 3, 32, 32))
+    assert features.shape == (2, 128, 8, 8) and features.min() >= 0  # after the final ReLU
 
 
 def test_no_block_name_decides_behaviour_outside_its_registry_entry():

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench import report
 from bench import suite as suites
 from bench.commands.report import report_suite
 from bench.records import RunRecord

@@ -4,7 +4,6 @@ resolution, pages that name the dataset, and a partial suite."""
 import pytest
 import pandas as pd
 
-from bench import report
 from bench import suite as suites
 from bench.commands.report import report_suite
 from bench.cost import measure

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from bench import report, tracking, train
+from bench import tracking, train
 from bench import suite as suites
 from bench.commands.report import report_suite
 from bench.data import Source

@@ -133,7 +133,7 @@ def cifar_depth_to_n(depth: int, block: str = "basic") -> int:
         kind = parts.builder(parts.BLOCKS, "block", block)
     step = len(STAGE_WIDTHS["cifar"]) * kind.convs
     if depth < step + 2 or (depth - 2) % step:
-        examples = ", ".join(str(step * n + 2) for n in (3, 5, 7, 9, 18))
+        examples = ", ".join(str(step * n + 2) for n in (3, 5, 7, 9, 18, 200))  # basic: Table 6's depths
         raise SpecError(f"depth={depth} is not a CIFAR ResNet depth: it must be {step}n+2 with n >= 1 "
                         f"({examples}, ...)")
     return (depth - 2) // step
@@ -196,8 +196,8 @@ class Spec:
         if not placements and self.stride_in is not None:
             choosing = [name for name, other in parts.BLOCKS.items() if other.stride_placements]
             raise SpecError(
-                f"stride_in={self.stride_in} is not allowed with {self.block} blocks: they always stride in "
-                f"their first conv; only {' and '.join(choosing)} blocks choose where"
+                f"stride_in={self.stride_in} is not allowed with {self.block} blocks: it places the stride inside "
+                f"a {' or '.join(choosing)}; {self.block} blocks always stride in their first conv"
             )
         for axis in chosen.values():
             if axis.values is not None or axis.flag:

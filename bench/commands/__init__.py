@@ -2,7 +2,7 @@
 
 Each module has a `COMMAND`: its name, one line of help, what `--help` says about it, the function that adds
 its options to its parser (mostly groups declared once in common.py) and the one that runs it. bench/cli.py
-builds the parser from `COMMANDS` and turns user mistakes into one line; a new command is one module here.
+builds the parser from `commands()` and turns user mistakes into one line; a new command is one module here.
 """
 
 from __future__ import annotations

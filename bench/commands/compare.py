@@ -11,10 +11,9 @@ from dataclasses import replace
 from .. import compare, launch
 from .. import suite as suites
 from . import Command
-from .common import (CACHE_DIR, DATA_DIR, DATASET, DEVICE, RECIPE, RECORDS, SCALE, SKIP_CORRUPT, source,
-                     train_arguments)
+from .common import CACHE_DIR, DATA_DIR, DATASET, DEVICE, RECIPE, RECORDS, SCALE, SKIP_CORRUPT
 from .report import report_suite
-from .suite import SEEDS
+from .suite import SEEDS, train_runs
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -31,15 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     suite = compare.comparison_suite(args.specs, args.dataset)
     planned = suites.expand(suite, args.recipe, args.scale, args.seeds)
-    launcher = launch.from_options(args)
     try:
-        result = suites.run_suite(suite, planned, launcher, source=source(args), results_dir=args.results_dir,
-                                  child_arguments=lambda run, device: train_arguments(run, args, device))
+        result = train_runs(suite, planned, args)
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to continue where the comparison stopped", file=sys.stderr)
         return 130
-    finally:
-        launcher.close()
     out_dir = report_suite(suite, args.results_dir, args.recipe, args.scale, args.seeds, wandb_mode=args.wandb)
     print(f"comparison: {out_dir / (compare.EXPERIMENT + '.md')}")
     for line in compare.verdicts(out_dir):

@@ -52,20 +52,27 @@ def only(args: argparse.Namespace) -> list[str] | None:
     return names
 
 
+def train_runs(suite: suites.Suite, planned: list[suites.PlannedRun], args: argparse.Namespace) -> suites.SuiteResult:
+    """Train the planned runs where the options say (the launcher), each child given its run and the options it
+    shares with `bench train`."""
+    launcher = launch.from_options(args)
+    try:
+        return suites.run_suite(suite, planned, launcher, source=source(args), results_dir=args.results_dir,
+                                child_arguments=lambda run, device: train_arguments(run, args, device))
+    finally:
+        launcher.close()
+
+
 def run(args: argparse.Namespace) -> int:
     suite = suites.load(args.suite)
     # resolved here, once: a bad --checkpoint-every or spec fails before any training process starts
     planned = suites.expand(suite, args.recipe, args.scale, args.seeds, only(args), args.expensive,
                             args.checkpoint_every)
-    launcher = launch.from_options(args)
     try:
-        result = suites.run_suite(suite, planned, launcher, source=source(args), results_dir=args.results_dir,
-                                  child_arguments=lambda run, device: train_arguments(run, args, device))
+        result = train_runs(suite, planned, args)
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to continue where the suite stopped", file=sys.stderr)
         return 130
-    finally:
-        launcher.close()
     print(f"suite {suite.name}: {len(result.finished)} trained, {len(result.skipped)} already done, "
           f"{len(result.diverged)} diverged (a result, not a failure), {len(result.failed)} failed")
     for label, runs in (("diverged", result.diverged), ("failed", result.failed)):

@@ -77,12 +77,10 @@ def load(dataset: str, data_dir: str | os.PathLike = "data", download: bool = Tr
     DATA_DIR (itself, or a release folder inside it) or, for folder:PATH, from PATH; `image_size` 0 is the
     dataset's own."""
     declared = info(dataset)
-    data = declared.reader.load(declared, Path(data_dir), download=download, val_size=val_size,
+    return declared.reader.load(declared, Path(data_dir), download=download, val_size=val_size,
                                 image_size=image_size or declared.image_size, normalize=normalize,
                                 crop_scale=crop_scale, crop_ratio=crop_ratio, skip_corrupt=skip_corrupt,
                                 cache_dir=cache_dir, say=say)
-    data.reader = declared.reader
-    return data
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,8 @@ def load(dataset: str, data_dir: str | os.PathLike, download: bool = True, val_s
         check_val_size(val_size, len(train))
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
         train, val = train.subset(order[val_size:].sort().values), train.subset(order[:val_size].sort().values)
-    return Data(dataset, layout.num_classes, train, test, val, augmentation=PadCrop(), normalize=normalize)
+    return Data(dataset, layout.num_classes, train, test, val, augmentation=PadCrop(), normalize=normalize,
+                reader=READER)
 
 
 class CifarReader:

@@ -87,7 +87,7 @@ class Data:
     normalize: str = "pixel"
     classes: list[str] = field(default_factory=list)  # class names in label order, where the dataset has them
     details: dict = field(default_factory=dict)  # for config.json: folder, cache, skipped files, ...
-    reader: Reader | None = None  # what read it (set by data.load)
+    reader: Reader | None = None  # what read it (cifar.READER, folder.READER)
 
     def __post_init__(self) -> None:
         if not self.image_size:

@@ -315,7 +315,7 @@ def load(name: str, root: Path, num_classes: int | None, image_size: int, val_si
     augmentation = ResizedCrop(size, image_size, crop_scale, crop_ratio)
     return Data(name, len(train_listing.classes), train_split, test.split, val, image_size=image_size,
                 augmentation=augmentation, eval_transform=CenterResize(image_size), normalize=normalize,
-                classes=train_listing.classes, details=details)
+                classes=train_listing.classes, details=details, reader=READER)
 
 
 IMAGENET_LAYOUT = (

@@ -98,7 +98,7 @@ def baselines(experiment, specs: dict[str, dict]) -> dict[str, str]:
 
 def comparison_table(experiment, summary: pd.DataFrame) -> tuple[Table | None, list[str]]:
     """Per compared spec: its seeds' estimate and its difference from its baseline, with the verdict."""
-    specs = {row["spec"]: row for row in summary.to_dict("records")}
+    specs = pages.by_spec(summary)
     pairs = baselines(experiment, specs)
     if not pairs:
         return None, []

@@ -58,7 +58,8 @@ class Page:
     figures: list[tuple[str, Path]] = field(default_factory=list)  # (caption, png path)
 
 
-def _by_spec(summary: pd.DataFrame) -> dict[str, dict]:
+def by_spec(summary: pd.DataFrame) -> dict[str, dict]:
+    """The aggregated rows (runs.aggregate) by spec."""
     return {row["spec"]: row for row in summary.to_dict("records")}
 
 
@@ -75,7 +76,7 @@ def _fmt(value, digits: int = 2, suffix: str = "") -> str:
 def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir: Path,
                context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
-    specs = _by_spec(summary)
+    specs = by_spec(summary)
     paper = reference("cifar10_depth")
     rows, shown = [], []
     depths = sorted({row["depth"] for row in specs.values() if row["family"] == "cifar"})
@@ -225,7 +226,7 @@ def add_comparison_figures(page: Page, experiment, specs: dict[str, dict], curve
 def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
                    context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
-    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("shortcut",), context=context)
+    rows, shown = _variant_rows(experiment, by_spec(summary), page_axes=("shortcut",), context=context)
     table3 = reference("imagenet_shortcuts").set_index("shortcut")
     for row, cells in zip(rows, shown):
         option = row["shortcut"]
@@ -239,7 +240,7 @@ def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
         "there, C projects on every block. The paper's column is ImageNet top-1 error of ResNet-34 (Table 3): "
         "a different dataset and net; compare the direction and size of the differences, not the values."
     )
-    add_comparison_figures(page, experiment, _by_spec(summary), curves, out_dir, context)
+    add_comparison_figures(page, experiment, by_spec(summary), curves, out_dir, context)
     return page
 
 
@@ -247,7 +248,7 @@ def tweaks_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
                 context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
     # The tweak letter says where the stride, the stem and the shortcut are.
-    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("stride_in", "stem", "shortcut"),
+    rows, shown = _variant_rows(experiment, by_spec(summary), page_axes=("stride_in", "stem", "shortcut"),
                                  context=context)
     table5 = reference("bag_of_tricks_table5").fillna({"tweak": "none"}).set_index("tweak")
     for row, cells in zip(rows, shown):
@@ -267,14 +268,14 @@ def tweaks_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
         f"Bag of Tricks' columns are ImageNet accuracy (higher is better) and GFLOPs at 224x224; ours are error "
         f"(lower is better) and MACs at {context.pixels}."
     )
-    add_comparison_figures(page, experiment, _by_spec(summary), curves, out_dir, context)
+    add_comparison_figures(page, experiment, by_spec(summary), curves, out_dir, context)
     return page
 
 
 def stems_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
                context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
-    rows, shown = _variant_rows(experiment, _by_spec(summary), page_axes=("stem", "stride_in"), context=context)
+    rows, shown = _variant_rows(experiment, by_spec(summary), page_axes=("stem", "stride_in"), context=context)
     for row, cells in zip(rows, shown):
         cells["block"] = row["block"]
         cells["stem"] = {"7x7": "7x7 conv", "deep": "3x 3x3 convs (deep)"}.get(row["stem"], row["stem"])
@@ -285,7 +286,7 @@ def stems_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
         f"strided, in place of the 7x7/2 conv; both are followed by the 3x3/2 max-pool. At {context.pixels} inputs "
         f"both stems downsample 4x, to {_side(context.image_size, 4)}."
     )
-    add_comparison_figures(page, experiment, _by_spec(summary), curves, out_dir, context)
+    add_comparison_figures(page, experiment, by_spec(summary), curves, out_dir, context)
     return page
 
 
@@ -364,7 +365,7 @@ def _reorder(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
 def imagenet_depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir: Path,
                         context: ReportContext = ReportContext("ImageNet", 224, False, 1000)) -> Page:
     page = Page(experiment.key, experiment.title)
-    specs = _by_spec(summary)
+    specs = by_spec(summary)
     paper = reference("imagenet_depth")
     rows, shown = [], []
     for depth in sorted({row["depth"] for row in specs.values() if row["family"] == "imagenet"}):
@@ -429,7 +430,7 @@ def compare_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_di
     """A generic comparison of any specs (`bench compare`, or report = "compare" in a suite file): costs, the
     statistics against the first spec, curves, and the final errors with their confidence intervals."""
     page = Page(experiment.key, experiment.title)
-    specs = _by_spec(summary)
+    specs = by_spec(summary)
     rows, shown = _variant_rows(experiment, specs, page_axes=(), context=context)
     page.tables.append(Table(experiment.key, f"The specs on {context.where}", pd.DataFrame(rows), pd.DataFrame(shown)))
     add_comparison_figures(page, experiment, specs, curves, out_dir, context, one_panel=True)
