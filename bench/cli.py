@@ -15,7 +15,7 @@ import variants
 
 from .commands import commands
 from .commands.common import SPEC_EPILOG
-from .errors import UserError
+from .errors import OutOfSpace, UserError
 
 
 class _CommandListFormatter(argparse.RawDescriptionHelpFormatter):
@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except (variants.SpecError, UserError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OutOfSpace as error:  # what was recorded is intact; the same command resumes once there is room
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except OSError as error:  # an unwritable results folder, a full disk: the environment, not the code
         print(f"error: {error}", file=sys.stderr)
         return 2

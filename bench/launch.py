@@ -99,9 +99,11 @@ class LocalLauncher:
         pass
 
     def submit(self, command: list[str], log_path: Path) -> LocalJob:
+        # A child dies with the suite, however the suite ends (SIGKILL, the OOM killer): it is sent SIGTERM, on
+        # which it records `interrupted` and lets go of its run, so that no orphan holds the run's lock.
         with open(log_path, "a") as log:  # a retry keeps the failed attempt's log
-            return LocalJob(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, env=self.environment))
+            return LocalJob(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             env=self.environment, preexec_fn=die_with_parent(signal.SIGTERM)))
 
     def close(self) -> None:
         pass
@@ -126,13 +128,20 @@ def devices_for(jobs: int, device: str) -> list[str]:
 RAY_RETRIES = 3  # attempts after the first when a task's worker process or node dies
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: be killed when the Ray worker that started it dies, so that a retried task
-    never meets a stale trainer of the same run (the kernel then releases the run's lock at once)."""
-    import ctypes
+def die_with_parent(signum: int):
+    """What a child runs before exec to get `signum` when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG; elsewhere nothing): a suite's children get SIGTERM and record `interrupted`; a Ray task's
+    get SIGKILL, so that a retried task never meets a stale trainer of the same run (the kernel then releases the
+    run's lock at once)."""
+    def before_exec() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        import ctypes
 
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
+
+    return before_exec
 
 
 def _train_in_child(command: list[str], log_path: str, threads: int) -> int:
@@ -147,7 +156,8 @@ def _train_in_child(command: list[str], log_path: str, threads: int) -> int:
                   f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}\n")
         log.flush()
         process = subprocess.Popen([sys.executable, *command[1:]], stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=environment, preexec_fn=_die_with_parent)
+                                   stdin=subprocess.DEVNULL, env=environment,
+                                   preexec_fn=die_with_parent(signal.SIGKILL))
         try:
             return process.wait()
         except KeyboardInterrupt:

@@ -7,7 +7,9 @@
     checkpoint.pt    model, optimizer, schedule and data position, for resuming
 
 This module is the only code that writes there. Every JSON file is written to a temporary file and renamed
-into place, so a crash leaves the previous complete version, never half of one. The run id is a readable
+into place, so a crash leaves the previous complete version, never half of one. A write that finds the disk
+(or the quota) full ends as `OutOfSpace` (errors.py), naming the folder, its free space and about what was
+needed; the previous file stays as it was. The run id is a readable
 prefix plus a hash of everything that decides the result (spec, dataset, the recipe's `identity()`: all its
 fields but cadences such as the checkpoint interval, and the seed), so the same run asked twice gets the same id.
 """
@@ -21,6 +23,7 @@ import json
 import math
 import os
 import re
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +31,7 @@ from pathlib import Path
 import torch
 
 from . import provenance
-from .errors import UserError
+from .errors import OutOfSpace, UserError, free_bytes, no_space
 
 STATUSES = ("running", "interrupted", "failed", "diverged", "finished")
 # Runs in these states are results: asking for them again does nothing unless forced.
@@ -43,10 +46,16 @@ def run_id(spec: str, dataset: str, recipe: dict, seed: int) -> str:
 
 
 @contextlib.contextmanager
-def _atomic(path: Path, mode: str):
-    """A temporary file beside `path` that replaces it, flushed to disk, only if the writing succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(mode, dir=path.parent, prefix=f".{path.name}.", delete=False)
+def _atomic(path: Path, mode: str, needed: int | None = None, what: str | None = None):
+    """A temporary file beside `path` that replaces it, flushed to disk, only if the writing succeeds. `needed`
+    and `what`: about how many bytes it takes and what it is, for the message when the disk has no room."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(mode, dir=path.parent, prefix=f".{path.name}.", delete=False)
+    except OSError as error:
+        if no_space(error):
+            raise OutOfSpace(path.parent, needed, what or path.name) from error
+        raise
     try:
         with handle:
             yield handle
@@ -55,8 +64,10 @@ def _atomic(path: Path, mode: str):
         # mkstemp's files are 0600; records are shared (a team's results folder, Ray nodes): the umask decides
         os.chmod(handle.name, _file_mode())
         os.replace(handle.name, path)
-    except BaseException:
+    except BaseException as error:
         Path(handle.name).unlink(missing_ok=True)
+        if no_space(error):
+            raise OutOfSpace(path.parent, needed, what or path.name) from error
         raise
 
 
@@ -83,15 +94,25 @@ def read_json(path: Path) -> dict | None:
         raise UserError(f"{path} is not valid JSON ({error}); repair or delete it, or redo the run with --force") from None
 
 
+def within(base: str | os.PathLike, *parts: str) -> Path:
+    """`base/parts...`, refused unless it stays under `base`: a name that comes from a suite file or a request
+    (`../x`, `a/b`, an absolute path) never makes the project write elsewhere."""
+    path = Path(base).joinpath(*parts)
+    if not path.resolve().is_relative_to(Path(base).resolve()):
+        raise UserError(f"{path} would lie outside {base}: {'/'.join(parts)!r} is not a plain name")
+    return path
+
+
 class RunRecord:
     def __init__(self, results_dir: str | os.PathLike, run_id: str):
         self.run_id = run_id
-        self.dir = Path(results_dir) / "runs" / run_id
+        self.dir = within(Path(results_dir) / "runs", run_id)
         self.config_path = self.dir / "config.json"
         self.metrics_path = self.dir / "metrics.jsonl"
         self.summary_path = self.dir / "summary.json"
         self.checkpoint_path = self.dir / "checkpoint.pt"
         self.source_diff_path = self.dir / provenance.DIFF_NAME
+        self.lock_path = self.dir / ".lock"
 
     # ---- status --------------------------------------------------------------------------------------------
     def summary(self) -> dict | None:
@@ -121,9 +142,15 @@ class RunRecord:
     def append_metrics(self, row: dict) -> None:
         # NaN and inf are not JSON: a diverged loss is recorded as null (the summary says why).
         clean = {key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in row.items()}
-        with open(self.metrics_path, "a") as handle:
-            handle.write(json.dumps(clean) + "\n")
-            handle.flush()
+        line = json.dumps(clean) + "\n"
+        try:
+            with open(self.metrics_path, "a") as handle:
+                handle.write(line)
+                handle.flush()
+        except OSError as error:  # a cut line is not read back (`metrics`), and the resume rewrites it
+            if no_space(error):
+                raise OutOfSpace(self.dir, len(line), "a row of metrics.jsonl") from error
+            raise
 
     def metrics(self) -> list[dict]:
         """Complete lines only: a line cut by a crash is not a record."""
@@ -148,8 +175,21 @@ class RunRecord:
 
     # ---- checkpoints ------------------------------------------------------------------------------------
     def save_checkpoint(self, state: dict) -> None:
-        with _atomic(self.checkpoint_path, "wb") as handle:
-            torch.save(state, handle)
+        """Written beside the previous one, which it replaces only once complete: the disk needs room for both.
+        torch reports a full disk as a RuntimeError ("unexpected pos ..."), not an OSError: a failed write that
+        leaves less room than the checkpoint takes is one too."""
+        needed = state_bytes(state)
+        free = free_bytes(self.dir)
+        if free is not None and free < needed:
+            raise OutOfSpace(self.dir, needed, "the checkpoint", free)
+        try:
+            with _atomic(self.checkpoint_path, "wb", needed, "the checkpoint") as handle:
+                torch.save(state, handle)
+        except RuntimeError as error:
+            free = free_bytes(self.dir)
+            if free is not None and free < needed:
+                raise OutOfSpace(self.dir, needed, "the checkpoint", free) from error
+            raise
 
     def drop_checkpoint(self) -> None:
         self.checkpoint_path.unlink(missing_ok=True)
@@ -169,22 +209,61 @@ class RunRecord:
 
     @contextlib.contextmanager
     def lock(self):
-        """Hold the run for this process: a second process asking for the same run is refused, not interleaved."""
+        """Hold the run for this process: a second process asking for the same run is refused (`RunHeld`), not
+        interleaved. The lock file says who holds it; the kernel lets go of the lock when its holder dies."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "w") as handle:
+        with open(self.lock_path, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UserError(f"run {self.run_id} is being trained by another process right now") from None
+                handle.seek(0)
+                holder = handle.read().strip()
+                raise RunHeld(f"run {self.run_id} is being trained by another process right now"
+                              + (f" ({holder})" if holder else "")) from None
             try:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{socket.gethostname()} pid {os.getpid()}")
+                handle.flush()
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def holder(self) -> str | None:
+        """Who trains this run right now ("HOST pid N"), or None when no process holds it. Looks without waiting."""
+        if not self.lock_path.is_file():
+            return None
+        with open(self.lock_path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                return handle.read().strip() or "another process"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
 
     def clear(self) -> None:
         """Remove every record of this run (for --force)."""
         for path in (self.summary_path, self.metrics_path, self.checkpoint_path, self.config_path, self.source_diff_path):
             path.unlink(missing_ok=True)
+
+
+class RunHeld(UserError):
+    """The run is being trained by another process (another suite, another terminal, another node)."""
+
+
+EXIT_HELD = 75  # `bench train`'s exit status for a run another process holds (EX_TEMPFAIL: try again later)
+
+
+def state_bytes(state) -> int:
+    """About the bytes `torch.save(state)` writes: its tensors' data (the pickled structure around them is small)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(state_bytes(value) for value in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(state_bytes(value) for value in state)
+    return 0
 
 
 class Unwritten(RunRecord):

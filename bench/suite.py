@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
+import socket
 import sys
 import time
 import tomllib
@@ -33,6 +35,9 @@ from .runs import Request, Run
 
 SUITES_DIR = Path(__file__).parent / "suites"
 SUITE_KEYS = {"name", "dataset", "recipe", "experiments"}
+# A suite's name and its experiments' keys name folders and files under the results folder: plain names only.
+PLAIN_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._-]*$")
+PLAIN_WORDS = "letters, digits, '-', '_' and '.' (not '..', not first '.' or '-')"
 EXPERIMENT_KEYS = {"title", "report", "runs", "expensive"}
 
 
@@ -115,6 +120,9 @@ def _validate(raw: dict, path: Path) -> Suite:
     for key in ("name", "dataset"):
         if not isinstance(raw.get(key), str):
             fail(key, "missing or not a string")
+    if not PLAIN_NAME.match(raw["name"]):
+        fail("name", f"{raw['name']!r} is not allowed: a suite's name is {PLAIN_WORDS}, since it names the suite's "
+                     f"folders under the results folder")
     try:
         declared = datasets.info(raw["dataset"])
     except datasets.DataError:
@@ -128,6 +136,9 @@ def _validate(raw: dict, path: Path) -> Suite:
     experiments, parsed = {}, {}
     for name, table in raw["experiments"].items():
         where = f"experiments.{name}"
+        if not PLAIN_NAME.match(name):
+            fail(where, f"the key {name!r} is not allowed: an experiment's key is {PLAIN_WORDS}, since it names its "
+                        f"report's files")
         if not isinstance(table, dict):
             fail(where, "must be a table ([experiments.NAME])")
         for key in table:
@@ -197,12 +208,16 @@ class SuiteResult:
     skipped: list[PlannedRun] = field(default_factory=list)  # already finished or diverged before this call
     diverged: list[PlannedRun] = field(default_factory=list)  # by this call or before
     failed: list[PlannedRun] = field(default_factory=list)
+    elsewhere: list[PlannedRun] = field(default_factory=list)  # finished (or diverged) by another process meanwhile
+    interrupted: list[PlannedRun] = field(default_factory=list)  # in flight when the suite was stopped
+    stopped_by: KeyboardInterrupt | None = None  # Ctrl-C or a signal (stopping.Stop): the suite stopped early
 
 
 def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, source: datasets.Source,
               results_dir: str | Path, child_arguments: Callable[[Run, str], list[str]]) -> SuiteResult:
     """Train every planned run that has no finished record, as many at a time as the launcher has slots, each
-    in its own process: `python -m bench train` with `child_arguments(run, device)`."""
+    in its own process: `python -m bench train` with `child_arguments(run, device)`. Ctrl-C or a stopping
+    signal asks the children in flight to record `interrupted` and returns what was done (`stopped_by`)."""
     result = SuiteResult()
     todo = []
     for run in planned:
@@ -222,50 +237,112 @@ def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, so
     # Once, here: a missing dataset is one clear error (or one download, one cache to build), not one per run
     # or a race of jobs.
     data = source.load(suite.dataset, replace(todo[0].run.recipe.inputs, val_size=0))
-    logs = Path(results_dir) / "suites" / suite.name / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     launcher.prepare(Path(results_dir))
-    estimate = _CostEstimate(todo, data.num_classes, data.image_size)
-    slots = launcher.slots
-    running: dict[int, tuple[Job, PlannedRun, float]] = {}  # slot: (job, run, start)
-    queue = list(todo)
-    done = 0
-    suite_start = last_progress = time.monotonic()
-    try:
-        while queue or running:
-            for slot, slot_device in enumerate(slots):
-                if slot in running or not queue:
-                    continue
-                run = queue.pop(0)
-                command = [sys.executable, "-m", "bench", "train", *child_arguments(run.run, slot_device)]
-                running[slot] = (launcher.submit(command, logs / f"{run.run_id}.log"), run, time.monotonic())
-                print(f"[{done}/{len(todo)}] start {run.spec} seed {run.seed} on {slot_device} "
-                      f"({', '.join(run.experiments)})", flush=True)
-            time.sleep(0.2)
-            for slot in list(running):
-                job, run, started = running[slot]
-                returncode = job.poll()
-                if returncode is None:
-                    continue
-                del running[slot]
-                done += 1
-                seconds = time.monotonic() - started
-                status = _settle(results_dir, run, returncode, logs)
-                {"finished": result.finished, "diverged": result.diverged}.get(status, result.failed).append(run)
-                estimate.record(run, seconds)
-                summary = records.RunRecord(results_dir, run.run_id).summary() or {}
-                detail = f"test error {summary['test_error']:.2f}%" if summary.get("test_error") is not None else \
-                    f"see {logs / (run.run_id + '.log')}"
-                eta = estimate.remaining(queue + [r for _, r, _ in running.values()], len(slots))
-                print(f"[{done}/{len(todo)}] {status} {run.spec} seed {run.seed} in {seconds:.0f} s ({detail}); "
-                      f"elapsed {_minutes(time.monotonic() - suite_start)}, ETA {eta}", flush=True)
-            if running and time.monotonic() - last_progress >= PROGRESS_EVERY:
-                last_progress = time.monotonic()
-                for _, run, started in running.values():
-                    print(f"    {_progress_line(results_dir, run, time.monotonic() - started)}", flush=True)
-    finally:
-        _stop([job for job, _, _ in running.values()])
+    scheduler = Scheduler(suite, todo, launcher, Path(results_dir), child_arguments, result,
+                          _CostEstimate(todo, data.num_classes, data.image_size))
+    scheduler.run()
     return result
+
+
+class Scheduler:
+    """The suite's loop: keep every slot of the launcher busy with a run, settle each run as its child ends,
+    and wait for the runs that another process (another suite, another terminal) trains right now: their
+    outcome is taken from their record once they end, and a run whose holder died is trained here, resuming.
+    Each attempt's log gets a header naming the process that started it; attempts append, never overwrite."""
+
+    WAIT_POLL = 2.0  # seconds between looks at the runs another process trains
+
+    def __init__(self, suite: Suite, todo: list[PlannedRun], launcher: Launcher, results_dir: Path,
+                 child_arguments: Callable[[Run, str], list[str]], result: SuiteResult, estimate: "_CostEstimate"):
+        self.suite, self.launcher, self.results_dir = suite, launcher, results_dir
+        self.child_arguments, self.result, self.estimate = child_arguments, result, estimate
+        self.total = len(todo)
+        self.queue = list(todo)
+        self.running: dict[int, tuple[Job, PlannedRun, float]] = {}  # slot: (job, run, start)
+        self.waiting: dict[str, tuple[PlannedRun, str]] = {}  # run id: (run, its holder)
+        self.done = 0
+        self.logs = records.within(results_dir / "suites", suite.name, "logs")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.started = self.last_progress = self.last_look = time.monotonic()
+
+    def run(self) -> None:
+        try:
+            while self.queue or self.running or self.waiting:
+                for slot, device in enumerate(self.launcher.slots):
+                    if slot not in self.running and self.queue:
+                        self.start(slot, device, self.queue.pop(0))
+                time.sleep(0.2)
+                for slot in list(self.running):
+                    returncode = self.running[slot][0].poll()
+                    if returncode is not None:
+                        self.settle(slot, returncode)
+                if self.waiting and time.monotonic() - self.last_look >= self.WAIT_POLL:
+                    self.look_at_waiting()
+                if self.running and time.monotonic() - self.last_progress >= PROGRESS_EVERY:
+                    self.last_progress = time.monotonic()
+                    for _, run, started in self.running.values():
+                        print(f"    {_progress_line(self.results_dir, run, time.monotonic() - started)}", flush=True)
+        except KeyboardInterrupt as stop:
+            self.result.stopped_by = stop
+            if self.running:
+                print(f"\nstopping: {len(self.running)} training process(es) record where they are", flush=True)
+        finally:
+            _stop([job for job, _, _ in self.running.values()])
+        self.result.interrupted += [run for _, run, _ in self.running.values()]
+
+    def start(self, slot: int, device: str, run: PlannedRun) -> None:
+        holder = records.RunRecord(self.results_dir, run.run_id).holder()
+        if holder is not None:  # trained elsewhere right now: no child of ours would get its lock
+            return self.wait_for(run, holder)
+        log = self.logs / f"{run.run_id}.log"
+        with open(log, "a") as handle:
+            handle.write(f"==== {_now()}: suite {self.suite.name}, {socket.gethostname()} pid {os.getpid()}, "
+                         f"device {device} ====\n")
+        command = [sys.executable, "-m", "bench", "train", *self.child_arguments(run.run, device)]
+        self.running[slot] = (self.launcher.submit(command, log), run, time.monotonic())
+        print(f"[{self.done}/{self.total}] start {run.spec} seed {run.seed} on {device} "
+              f"({', '.join(run.experiments)})", flush=True)
+
+    def settle(self, slot: int, returncode: int) -> None:
+        job, run, started = self.running.pop(slot)
+        if returncode == records.EXIT_HELD:  # another process took the run between our look and the child's
+            holder = records.RunRecord(self.results_dir, run.run_id).holder() or "another process"
+            return self.wait_for(run, holder)
+        self.done += 1
+        seconds = time.monotonic() - started
+        status = _settle(self.results_dir, run, returncode, self.logs)
+        {"finished": self.result.finished, "diverged": self.result.diverged}.get(status, self.result.failed).append(run)
+        self.estimate.record(run, seconds)
+        summary = records.RunRecord(self.results_dir, run.run_id).summary() or {}
+        detail = f"test error {summary['test_error']:.2f}%" if summary.get("test_error") is not None else \
+            f"see {self.logs / (run.run_id + '.log')}"
+        eta = self.estimate.remaining(self.queue + [r for _, r, _ in self.running.values()], len(self.launcher.slots))
+        print(f"[{self.done}/{self.total}] {status} {run.spec} seed {run.seed} in {seconds:.0f} s ({detail}); "
+              f"elapsed {_minutes(time.monotonic() - self.started)}, ETA {eta}", flush=True)
+
+    def wait_for(self, run: PlannedRun, holder: str) -> None:
+        self.waiting[run.run_id] = (run, holder)
+        print(f"[{self.done}/{self.total}] {run.spec} seed {run.seed} is being trained elsewhere ({holder}); "
+              f"waiting for it, training the other runs meanwhile", flush=True)
+
+    def look_at_waiting(self) -> None:
+        """Take the outcome of each waited-for run that has ended; train here one whose holder died."""
+        self.last_look = time.monotonic()
+        for run_id, (run, holder) in list(self.waiting.items()):
+            record = records.RunRecord(self.results_dir, run_id)
+            status = record.status()
+            if status in records.DONE:
+                del self.waiting[run_id]
+                self.done += 1
+                self.result.elsewhere.append(run)
+                if status == "diverged":
+                    self.result.diverged.append(run)
+                print(f"[{self.done}/{self.total}] {status} {run.spec} seed {run.seed} by {holder}", flush=True)
+            elif record.holder() is None:  # its holder stopped or died before the end: train it here
+                del self.waiting[run_id]
+                self.queue.insert(0, run)
+                print(f"    {run.spec} seed {run.seed}: {holder} let go of it unfinished ({status}); training it here",
+                      flush=True)
 
 
 def _settle(results_dir, run: PlannedRun, returncode: int, logs: Path) -> str:
@@ -275,7 +352,7 @@ def _settle(results_dir, run: PlannedRun, returncode: int, logs: Path) -> str:
     if status is None:
         record.write_summary({
             "status": "failed", "run_id": run.run_id, "spec": run.spec, "seed": run.seed,
-            "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "updated_at": _now(),
             "reason": f"the training process exited with status {returncode} before recording anything; "
                       f"see {logs / (run.run_id + '.log')}",
         })
@@ -294,6 +371,10 @@ def _progress_line(results_dir, run: PlannedRun, seconds: float) -> str:
     last = rows[-1]
     return (f"{run.spec} seed {run.seed}: iteration {last['iteration']:,}/{total:,}, train error "
             f"{last['train/error']:.1f}% ({seconds / 60:.1f} min so far)")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _stop(jobs: list[Job]) -> None:

@@ -31,7 +31,7 @@ from . import data as datasets
 from . import recipe as recipes
 from . import distributed, provenance, records
 from .cost import model_cost
-from .errors import UserError
+from .errors import OutOfSpace, UserError, free_bytes, megabytes
 from .runs import Request, Run
 from .tracking import Tracker, default_mode, warn
 
@@ -374,6 +374,8 @@ def _attempt(run: Run, source: datasets.Source, results_dir: Path, execution: Ex
         torch.manual_seed(run.seed)
         model = variants.create(run.trained, num_classes=data.num_classes)
         cost = model_cost(model, run.canonical, image_size=data.image_size, num_classes=data.num_classes)
+        if world.main:
+            _warn_if_short_of_space(record, model)
         code, config = None, {}
         if world.main:
             code_source = provenance.source_of(exclude=(results_dir, Path(source.data_dir)))
@@ -412,6 +414,16 @@ def _attempt(run: Run, source: datasets.Source, results_dir: Path, execution: Ex
     else:
         say(f"{status}: {summary.get('reason', '')}")
     return Outcome(run.run_id, record, status)
+
+
+def _warn_if_short_of_space(record: records.RunRecord, model: nn.Module) -> None:
+    """One line before training when the results folder cannot hold two checkpoints of this run (the new one is
+    written beside the last one): the model, its batch-norm statistics and SGD's momentum of each weight."""
+    checkpoint = records.state_bytes(model.state_dict()) + sum(p.numel() * p.element_size() for p in model.parameters())
+    free = free_bytes(record.dir)
+    if free is not None and free < 2 * checkpoint:
+        warn(f"{record.dir} has {megabytes(free)} free; a checkpoint of this run takes about {megabytes(checkpoint)} "
+             f"and is written beside the previous one: free some space, or the run stops at its first checkpoint")
 
 
 def _earlier_wandb_id(record: records.RunRecord | None) -> str | None:
@@ -488,10 +500,14 @@ class Trainer:
         except Exception as error:
             # in a parallel run, rank 0 finds out which rank ended it (distributed.py)
             verdict = self.group.judge(error) if self.group and self.group.world.main else None
-            status, reason = verdict or ("failed", f"{type(error).__name__}: {error}")
+            failure = str(error) if isinstance(error, OutOfSpace) else f"{type(error).__name__}: {error}"
+            status, reason = verdict or ("failed", failure)
             if status == "interrupted":
                 reason += "; run the same command again to resume"
-            self.record.write_summary(self.summary(status, reason=reason))
+            try:
+                self.record.write_summary(self.summary(status, reason=reason))
+            except OutOfSpace:  # not even room for the summary: the error says it all, the last record stays
+                pass
             raise
         finally:
             progress.close()

@@ -55,7 +55,7 @@ def test_the_readme_is_a_five_minute_read_and_reaches_every_page():
     linked = {target.split("#")[0] for target in links(README)}
     assert {f"docs/{page.name}" for page in PAGES} <= linked
     assert {"variants.md", "training.md", "datasets.md", "suites.md", "statistics.md", "tracking.md",
-            "scaling-out.md", "performance.md", "architecture.md"} <= {page.name for page in PAGES}
+            "scaling-out.md", "performance.md", "reliability.md", "architecture.md"} <= {page.name for page in PAGES}
 
 
 def test_every_link_of_the_docs_leads_somewhere():

@@ -8,12 +8,12 @@ import argparse
 import sys
 from dataclasses import replace
 
-from .. import compare, launch
+from .. import compare, launch, stopping
 from .. import suite as suites
 from . import Command
 from .common import CACHE_DIR, DATA_DIR, DATASET, DEVICE, RECIPE, RECORDS, SCALE, SKIP_CORRUPT
 from .report import report_suite
-from .suite import SEEDS, train_runs
+from .suite import SEEDS, print_summary, train_runs
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,11 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     suite = compare.comparison_suite(args.specs, args.dataset)
     planned = suites.expand(suite, args.recipe, args.scale, args.seeds)
-    try:
-        result = train_runs(suite, planned, args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to continue where the comparison stopped", file=sys.stderr)
-        return 130
+    result = train_runs(suite, planned, args)
+    if result.stopped_by is not None:
+        print_summary(suite.name, result, args.results_dir)
+        print("interrupted: run the same command again to continue where the comparison stopped", file=sys.stderr)
+        return stopping.exit_status(result.stopped_by)
     out_dir = report_suite(suite, args.results_dir, args.recipe, args.scale, args.seeds, wandb_mode=args.wandb)
     print(f"comparison: {out_dir / (compare.EXPERIMENT + '.md')}")
     for line in compare.verdicts(out_dir):

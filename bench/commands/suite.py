@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .. import launch
+from .. import launch, stopping
 from .. import suite as suites
 from ..errors import UserError
 from ..options import Group, Option
@@ -54,13 +54,26 @@ def only(args: argparse.Namespace) -> list[str] | None:
 
 def train_runs(suite: suites.Suite, planned: list[suites.PlannedRun], args: argparse.Namespace) -> suites.SuiteResult:
     """Train the planned runs where the options say (the launcher), each child given its run and the options it
-    shares with `bench train`."""
+    shares with `bench train`. Ctrl-C, SIGTERM and SIGHUP stop it the same way (stopping.py): the children
+    record `interrupted`, and the result says what stopped it."""
     launcher = launch.from_options(args)
     try:
-        return suites.run_suite(suite, planned, launcher, source=source(args), results_dir=args.results_dir,
-                                child_arguments=lambda run, device: train_arguments(run, args, device))
+        with stopping.on_signals():
+            return suites.run_suite(suite, planned, launcher, source=source(args), results_dir=args.results_dir,
+                                    child_arguments=lambda run, device: train_arguments(run, args, device))
     finally:
         launcher.close()
+
+
+def print_summary(name: str, result: suites.SuiteResult, results_dir: str) -> None:
+    print(f"suite {name}: {len(result.finished)} trained, {len(result.skipped)} already done, "
+          f"{len(result.diverged)} diverged (a result, not a failure), {len(result.failed)} failed"
+          + (f"; {len(result.elsewhere)} trained by another process meanwhile" if result.elsewhere else "")
+          + (f"; {len(result.interrupted)} interrupted" if result.interrupted else ""))
+    for label, runs in (("diverged", result.diverged), ("failed", result.failed), ("interrupted", result.interrupted)):
+        for planned_run in runs:
+            where = Path(results_dir) / "runs" / planned_run.run_id
+            print(f"  {label}: {planned_run.spec} seed {planned_run.seed} ({where})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,17 +81,11 @@ def run(args: argparse.Namespace) -> int:
     # resolved here, once: a bad --checkpoint-every or spec fails before any training process starts
     planned = suites.expand(suite, args.recipe, args.scale, args.seeds, only(args), args.expensive,
                             args.checkpoint_every)
-    try:
-        result = train_runs(suite, planned, args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to continue where the suite stopped", file=sys.stderr)
-        return 130
-    print(f"suite {suite.name}: {len(result.finished)} trained, {len(result.skipped)} already done, "
-          f"{len(result.diverged)} diverged (a result, not a failure), {len(result.failed)} failed")
-    for label, runs in (("diverged", result.diverged), ("failed", result.failed)):
-        for planned_run in runs:
-            where = Path(args.results_dir) / "runs" / planned_run.run_id
-            print(f"  {label}: {planned_run.spec} seed {planned_run.seed} ({where})")
+    result = train_runs(suite, planned, args)
+    print_summary(suite.name, result, args.results_dir)
+    if result.stopped_by is not None:
+        print("interrupted: run the same command again to continue where the suite stopped", file=sys.stderr)
+        return stopping.exit_status(result.stopped_by)
     try:
         out_dir = report_suite(suite, args.results_dir, args.recipe, args.scale, args.seeds, args.expensive, args.wandb)
     except Exception as error:  # the runs are recorded; a report can be rebuilt with `python -m bench report`

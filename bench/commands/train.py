@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import distributed
+from .. import distributed, records, stopping
 from .. import train as training
 from . import Command
 from .common import DATA, EXECUTION, RECORDS, RUN, SPEC_EPILOG, execution, request, source
@@ -27,13 +27,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     world = distributed.World.from_environment()
     try:
-        outcome = training.run(request(args.spec, args), source(args), args.results_dir, execution(args),
-                               wandb_mode=args.wandb, force=args.force)
-    except (KeyboardInterrupt, distributed.Stopped):
+        with stopping.on_signals():  # SIGTERM and SIGHUP as Ctrl-C: the run records `interrupted`
+            outcome = training.run(request(args.spec, args), source(args), args.results_dir, execution(args),
+                                   wandb_mode=args.wandb, force=args.force)
+    except (KeyboardInterrupt, distributed.Stopped) as stopped:
         if world.main:  # rank 0 speaks for the run
             print("\ninterrupted: the run resumes from its last checkpoint when the same command is run again",
                   file=sys.stderr)
-        return 130
+        return 143 if isinstance(stopped, distributed.Stopped) else stopping.exit_status(stopped)
+    except records.RunHeld as error:  # not a failure: a suite waits for the other process (suite.Scheduler)
+        print(f"error: {error}", file=sys.stderr)
+        return records.EXIT_HELD
     except distributed.RankLost as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -50,6 +54,8 @@ COMMAND = Command(
     configure, run,
     description="Train one variant. The run id is derived from (spec, dataset, recipe, scale, seed): asking for a "
                 "finished run again does nothing, an interrupted one resumes from its last checkpoint. Exit status: "
-                "0 finished (or already finished), 1 failed, 2 a mistake in the request, 3 diverged, 130 interrupted.",
+                "0 finished (or already finished), 1 failed (or out of space), 2 a mistake in the request, 3 "
+                "diverged, 75 being trained by another process right now, 130 interrupted by Ctrl-C, 143 by "
+                "SIGTERM (129 SIGHUP).",
     epilog=SPEC_EPILOG + "\n" + TORCHRUN_EPILOG,
 )

@@ -2,7 +2,10 @@
 
 Reading: the standard python-pickle layout (`cifar-10-batches-py/`, `cifar-100-python/`) is read and
 validated here rather than by torchvision, whose md5 check rejects re-packed copies. A corrupt or truncated
-file is an error naming the file, never a silently smaller dataset. The splits (150 MB for CIFAR-10) are
+file is an error naming the file, never a silently smaller dataset. A pickle can run any code it names, and a
+dataset copied from a mirror or a shared disk is not to be trusted: the batches are read by an unpickler that
+builds only what the format holds (dicts, lists, strings, bytes, numpy arrays and their dtypes) and refuses
+anything else before it runs (`BatchUnpickler`). The splits (150 MB for CIFAR-10) are
 then held whole on the training device (loader.py), augmented there by `PadCrop` (augmentation.py), and
 evaluated on the single original 32x32 view. `READER` is this module as the dataset registry sees it.
 """
@@ -21,6 +24,45 @@ from .augmentation import PadCrop
 from .core import Data, DataError, Split, check_val_size
 
 IMAGE_SHAPE = (3, 32, 32)
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """A pickle that names something a CIFAR batch never holds (a function, a class other than numpy's arrays)."""
+
+    def __init__(self, module: str, name: str):
+        super().__init__(f"{module}.{name}")
+        self.module, self.name = module, name
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """The unpickler of CIFAR batch files: containers, strings and bytes are built by pickle itself; the only
+    globals a batch names are numpy's array reconstruction and dtype (under numpy 1's `numpy.core` and numpy 2's
+    `numpy._core` module names) and `_codecs.encode` (how Python 3 pickles bytes at protocol 2). Anything else
+    is refused before it is called."""
+
+    ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    })
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise RefusedGlobal(module, name)
+        return super().find_class(module, name)
+
+
+def read_pickle(path: Path):
+    """The object a CIFAR pickle holds; a DataError naming the file, and what it asked for, when it asks to build
+    anything a batch does not hold (nothing of it has run then)."""
+    try:
+        with open(path, "rb") as handle:
+            # latin1 reads both the original Python 2 pickles and Python 3 re-packs.
+            return BatchUnpickler(handle, encoding="latin1").load()
+    except RefusedGlobal as refused:
+        raise DataError(f"{path}: refused: it asks to load {refused.module}.{refused.name}, which a CIFAR batch never "
+                        f"holds (only dicts, lists, strings, bytes and numpy arrays); nothing of it was run. Replace "
+                        f"the file with the dataset's own") from None
 
 
 @dataclass(frozen=True)
@@ -142,9 +184,10 @@ def _images_per_batch(folder: Path) -> int | None:
     if not path.is_file():
         return None
     try:
-        with open(path, "rb") as handle:
-            meta = pickle.load(handle, encoding="latin1")
+        meta = read_pickle(path)
         return int(meta.get("num_cases_per_batch", meta.get(b"num_cases_per_batch")))
+    except DataError:
+        raise
     except Exception:
         raise DataError(f"{path}: cannot be read as CIFAR metadata") from None
 
@@ -153,9 +196,9 @@ def _read_batch(path: Path, layout: DatasetLayout) -> tuple[np.ndarray, np.ndarr
     if not path.is_file():
         raise DataError(f"{path}: file missing from the {layout.folder} folder")
     try:
-        with open(path, "rb") as handle:
-            # latin1 reads both the original Python 2 pickles and Python 3 re-packs.
-            batch = pickle.load(handle, encoding="latin1")
+        batch = read_pickle(path)
+    except DataError:
+        raise
     except Exception as error:  # truncated or not a pickle: EOFError, UnpicklingError, ValueError, ...
         raise DataError(f"{path}: cannot be read as a CIFAR batch file ({type(error).__name__}: {error})") from None
     if not isinstance(batch, dict):

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .augmentation import CenterResize, ResizedCrop
+from ..errors import OutOfSpace, free_bytes, no_space
 from .core import Data, DataError, Split, check_val_size
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -177,10 +178,9 @@ def _build(listing: Listing, split_name: str, size: int, cache_dir: Path, data_p
         raise DataError(f"{listing.folder}: no images")
     order = torch.randperm(count, generator=torch.Generator().manual_seed(0)).tolist()  # row r holds file order[r]
     need = count * 3 * size * size
-    free = _free_bytes(cache_dir)
-    if free is not None and free < need:
-        raise DataError(f"{cache_dir}: the {split_name} cache needs {need / 2**30:.1f} GiB and {free / 2**30:.1f} GiB "
-                        f"are free; pass --cache-dir DIR on a larger disk")
+    free = free_bytes(cache_dir)
+    if free is not None and free < need:  # a memory-mapped write past a full disk would kill the decoders
+        raise OutOfSpace(cache_dir, need, f"the {split_name} cache", free, elsewhere="--cache-dir")
     if not workers:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     say(f"decoding {count:,} {split_name} images of {listing.folder} at {size}px into {data_path} "
@@ -215,8 +215,10 @@ def _build(listing: Listing, split_name: str, size: int, cache_dir: Path, data_p
         with open(partial, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(partial, data_path)
-    except BaseException:
+    except BaseException as error:
         partial.unlink(missing_ok=True)
+        if no_space(error):
+            raise OutOfSpace(cache_dir, need, f"the {split_name} cache", elsewhere="--cache-dir") from error
         raise
     meta = {"version": CACHE_VERSION, "stored_size": size, "folder": str(listing.folder.resolve()),
             "classes": listing.classes, "labels": labels, "files": files,
@@ -242,14 +244,6 @@ def _compact(path: Path, count: int, size: int, kept: list[int]) -> None:
     del array
     with open(path, "rb+") as handle:
         handle.truncate(len(kept) * 3 * size * size)
-
-
-def _free_bytes(folder: Path) -> int | None:
-    try:
-        stats = os.statvfs(folder)
-    except (OSError, AttributeError):
-        return None
-    return stats.f_bavail * stats.f_frsize
 
 
 # ---- locating a dataset's folder ----------------------------------------------------------------------------

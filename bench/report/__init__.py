@@ -30,6 +30,8 @@ def build(suite, planned, results_dir: str | Path = "results", recipe: str = "",
     (suite.expand of the whole suite, at `recipe`, `scale`, `seeds`): runs without a record show as missing."""
     runs = load_runs(results_dir, planned)
     out_dir = folder(suite.name, recipe, scale, results_dir)
+    for key in suite.experiments:  # each page's files are named by its key: they stay in the report's folder
+        records.within(out_dir, key)
     out_dir.mkdir(parents=True, exist_ok=True)
     context = _context(suite, recipe, scale, runs)
     pages = []
@@ -61,7 +63,7 @@ def build(suite, planned, results_dir: str | Path = "results", recipe: str = "",
 def folder(suite_name: str, recipe: str, scale: float, results_dir: str | Path = "results") -> Path:
     """RESULTS/reports/<suite>/<recipe>-x<scale>: one folder per recipe and scale, so that a quick look never
     overwrites a full run's report."""
-    return Path(results_dir) / "reports" / suite_name / f"{recipe}-x{scale:g}"
+    return records.within(Path(results_dir) / "reports", suite_name, f"{recipe}-x{scale:g}")
 
 
 def _context(suite, recipe: str, scale: float, runs: pd.DataFrame) -> ReportContext:
