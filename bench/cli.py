@@ -13,6 +13,7 @@ from pathlib import Path
 
 import variants
 
+from . import stopping
 from .commands import commands
 from .commands.common import SPEC_EPILOG
 from .errors import OutOfSpace, UserError
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except OutOfSpace as error:  # what was recorded is intact; the same command resumes once there is room
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as stopped:  # Ctrl-C or a stopping signal before a command's own handling
+        print("\ninterrupted", file=sys.stderr)
+        return stopping.exit_status(stopped)
     except OSError as error:  # an unwritable results folder, a full disk: the environment, not the code
         print(f"error: {error}", file=sys.stderr)
         return 2

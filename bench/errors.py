@@ -20,13 +20,18 @@ class OutOfSpace(Exception):
     file is replaced atomically), and the same command resumes once there is room; the command exits 1."""
 
     def __init__(self, folder: str | Path, needed: int | None, what: str, free: int | None = None,
-                 elsewhere: str = "--results-dir"):
+                 elsewhere: str = "--results-dir", resumes: bool = True):
         self.folder, self.needed, self.what = Path(folder), needed, what
         self.free = free = free if free is not None else free_bytes(self.folder)
-        needs = f", {what} needs about {megabytes(needed)}" if needed else f" for {what}"
-        has = f"{megabytes(free)} free" if free is not None else "no room"
-        super().__init__(f"out of space in {self.folder}: {has}{needs}; free some space (or pass another "
-                         f"{elsewhere}) and run the same command again: it resumes from the last checkpoint")
+        if free is None:
+            room = f"no room for {what}"
+        elif needed and needed > free:
+            room = f"{megabytes(free)} free, {what} needs about {megabytes(needed)}"
+        else:  # a quota (the file system's free space is not the quota's), or more than estimated
+            room = f"{megabytes(free)} free on the disk, and {what} did not fit"
+        super().__init__(f"out of space in {self.folder} (disk or quota): {room}; free some space (or pass another "
+                         f"{elsewhere}) and run the same command again"
+                         + (": it resumes from the last checkpoint" if resumes else ""))
 
 
 def free_bytes(folder: str | Path) -> int | None:

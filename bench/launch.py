@@ -132,14 +132,20 @@ def die_with_parent(signum: int):
     """What a child runs before exec to get `signum` when the process that started it dies (Linux's
     PR_SET_PDEATHSIG; elsewhere nothing): a suite's children get SIGTERM and record `interrupted`; a Ray task's
     get SIGKILL, so that a retried task never meets a stale trainer of the same run (the kernel then releases the
-    run's lock at once)."""
-    def before_exec() -> None:
-        if not sys.platform.startswith("linux"):
-            return
-        import ctypes
+    run's lock at once). `prctl` is looked up here, in the parent: between fork and exec the child only calls it,
+    then exits at once if the parent died before the call took effect."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+    PR_SET_PDEATHSIG = 1
+
+    def before_exec() -> None:
+        prctl(PR_SET_PDEATHSIG, signum)
+        if os.getppid() != parent:
+            os._exit(128 + signum)
 
     return before_exec
 

@@ -26,6 +26,7 @@ import re
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -34,6 +35,7 @@ from . import provenance
 from .errors import OutOfSpace, UserError, free_bytes, no_space
 
 STATUSES = ("running", "interrupted", "failed", "diverged", "finished")
+LOCK_TRIES, LOCK_TRIES_APART = 10, 0.1  # a lock another process looks at (holder()) is free again at once
 # Runs in these states are results: asking for them again does nothing unless forced.
 DONE = ("finished", "diverged")
 
@@ -49,13 +51,9 @@ def run_id(spec: str, dataset: str, recipe: dict, seed: int) -> str:
 def _atomic(path: Path, mode: str, needed: int | None = None, what: str | None = None):
     """A temporary file beside `path` that replaces it, flushed to disk, only if the writing succeeds. `needed`
     and `what`: about how many bytes it takes and what it is, for the message when the disk has no room."""
-    try:
+    with no_space_is(path.parent, needed, what or path.name):
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = tempfile.NamedTemporaryFile(mode, dir=path.parent, prefix=f".{path.name}.", delete=False)
-    except OSError as error:
-        if no_space(error):
-            raise OutOfSpace(path.parent, needed, what or path.name) from error
-        raise
     try:
         with handle:
             yield handle
@@ -67,7 +65,18 @@ def _atomic(path: Path, mode: str, needed: int | None = None, what: str | None =
     except BaseException as error:
         Path(handle.name).unlink(missing_ok=True)
         if no_space(error):
-            raise OutOfSpace(path.parent, needed, what or path.name) from error
+            raise OutOfSpace(path.parent, needed, what or path.name) from error  # free space: with the partial gone
+        raise
+
+
+@contextlib.contextmanager
+def no_space_is(folder: Path, needed: int | None, what: str):
+    """Within the block, a full disk or quota (ENOSPC, EDQUOT) ends as OutOfSpace naming `folder` and `what`."""
+    try:
+        yield
+    except OSError as error:
+        if no_space(error):
+            raise OutOfSpace(folder, needed, what) from error
         raise
 
 
@@ -96,9 +105,11 @@ def read_json(path: Path) -> dict | None:
 
 def within(base: str | os.PathLike, *parts: str) -> Path:
     """`base/parts...`, refused unless it stays under `base`: a name that comes from a suite file or a request
-    (`../x`, `a/b`, an absolute path) never makes the project write elsewhere."""
+    (`../x`, `a/b/../..`, an absolute path) never makes the project write elsewhere. The check is on the names,
+    not on where symbolic links lead: a run or report folder linked to another disk is fine."""
     path = Path(base).joinpath(*parts)
-    if not path.resolve().is_relative_to(Path(base).resolve()):
+    normal, root = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(base))
+    if normal != root and not normal.startswith(root.rstrip(os.sep) + os.sep):
         raise UserError(f"{path} would lie outside {base}: {'/'.join(parts)!r} is not a plain name")
     return path
 
@@ -176,8 +187,8 @@ class RunRecord:
     # ---- checkpoints ------------------------------------------------------------------------------------
     def save_checkpoint(self, state: dict) -> None:
         """Written beside the previous one, which it replaces only once complete: the disk needs room for both.
-        torch reports a full disk as a RuntimeError ("unexpected pos ..."), not an OSError: a failed write that
-        leaves less room than the checkpoint takes is one too."""
+        torch reports a full disk (or quota) as a RuntimeError ("unexpected pos ...": fewer bytes written than
+        it meant to), not an OSError: that too ends as OutOfSpace."""
         needed = state_bytes(state)
         free = free_bytes(self.dir)
         if free is not None and free < needed:
@@ -186,10 +197,9 @@ class RunRecord:
             with _atomic(self.checkpoint_path, "wb", needed, "the checkpoint") as handle:
                 torch.save(state, handle)
         except RuntimeError as error:
-            free = free_bytes(self.dir)
-            if free is not None and free < needed:
-                raise OutOfSpace(self.dir, needed, "the checkpoint", free) from error
-            raise
+            if "unexpected pos" not in str(error):
+                raise
+            raise OutOfSpace(self.dir, needed, "the checkpoint") from error
 
     def drop_checkpoint(self) -> None:
         self.checkpoint_path.unlink(missing_ok=True)
@@ -210,23 +220,34 @@ class RunRecord:
     @contextlib.contextmanager
     def lock(self):
         """Hold the run for this process: a second process asking for the same run is refused (`RunHeld`), not
-        interleaved. The lock file says who holds it; the kernel lets go of the lock when its holder dies."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        interleaved. The lock file names its holder while it holds it; the kernel lets go of the lock when its
+        holder dies. `holder()` looks by taking the lock for an instant: a refusal is retried for a second."""
+        with no_space_is(self.dir, None, "the run's lock file"):
+            self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a+") as handle:
+            for attempt in range(LOCK_TRIES):
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == LOCK_TRIES - 1:
+                        handle.seek(0)
+                        holder = handle.read().strip()
+                        raise RunHeld(f"run {self.run_id} is being trained by another process right now"
+                                      + (f" ({holder})" if holder else "")) from None
+                    time.sleep(LOCK_TRIES_APART)
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip()
-                raise RunHeld(f"run {self.run_id} is being trained by another process right now"
-                              + (f" ({holder})" if holder else "")) from None
-            try:
-                handle.seek(0)
-                handle.truncate()
-                handle.write(f"{socket.gethostname()} pid {os.getpid()}")
-                handle.flush()
+                with no_space_is(self.dir, None, "the run's lock file"):
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.write(f"{socket.gethostname()} pid {os.getpid()}")
+                    handle.flush()
                 yield
             finally:
+                with contextlib.suppress(OSError):  # names no holder once let go
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.flush()
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def holder(self) -> str | None:

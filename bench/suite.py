@@ -27,7 +27,7 @@ import variants
 
 from . import data as datasets
 from . import recipe as recipes
-from . import records
+from . import records, stopping
 from .errors import UserError
 from .launch import Job, Launcher
 from .report.kinds import KINDS
@@ -36,7 +36,7 @@ from .runs import Request, Run
 SUITES_DIR = Path(__file__).parent / "suites"
 SUITE_KEYS = {"name", "dataset", "recipe", "experiments"}
 # A suite's name and its experiments' keys name folders and files under the results folder: plain names only.
-PLAIN_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._-]*$")
+PLAIN_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._-]*")  # used with fullmatch
 PLAIN_WORDS = "letters, digits, '-', '_' and '.' (not '..', not first '.' or '-')"
 EXPERIMENT_KEYS = {"title", "report", "runs", "expensive"}
 
@@ -120,7 +120,7 @@ def _validate(raw: dict, path: Path) -> Suite:
     for key in ("name", "dataset"):
         if not isinstance(raw.get(key), str):
             fail(key, "missing or not a string")
-    if not PLAIN_NAME.match(raw["name"]):
+    if not PLAIN_NAME.fullmatch(raw["name"]):
         fail("name", f"{raw['name']!r} is not allowed: a suite's name is {PLAIN_WORDS}, since it names the suite's "
                      f"folders under the results folder")
     try:
@@ -136,7 +136,7 @@ def _validate(raw: dict, path: Path) -> Suite:
     experiments, parsed = {}, {}
     for name, table in raw["experiments"].items():
         where = f"experiments.{name}"
-        if not PLAIN_NAME.match(name):
+        if not PLAIN_NAME.fullmatch(name):
             fail(where, f"the key {name!r} is not allowed: an experiment's key is {PLAIN_WORDS}, since it names its "
                         f"report's files")
         if not isinstance(table, dict):
@@ -210,6 +210,7 @@ class SuiteResult:
     failed: list[PlannedRun] = field(default_factory=list)
     elsewhere: list[PlannedRun] = field(default_factory=list)  # finished (or diverged) by another process meanwhile
     interrupted: list[PlannedRun] = field(default_factory=list)  # in flight when the suite was stopped
+    waiting: list[PlannedRun] = field(default_factory=list)  # trained by another process when the suite stopped
     stopped_by: KeyboardInterrupt | None = None  # Ctrl-C or a signal (stopping.Stop): the suite stopped early
 
 
@@ -262,7 +263,8 @@ class Scheduler:
         self.waiting: dict[str, tuple[PlannedRun, str]] = {}  # run id: (run, its holder)
         self.done = 0
         self.logs = records.within(results_dir / "suites", suite.name, "logs")
-        self.logs.mkdir(parents=True, exist_ok=True)
+        with records.no_space_is(self.logs, None, "the suite's logs"):
+            self.logs.mkdir(parents=True, exist_ok=True)
         self.started = self.last_progress = self.last_look = time.monotonic()
 
     def run(self) -> None:
@@ -278,32 +280,40 @@ class Scheduler:
                         self.settle(slot, returncode)
                 if self.waiting and time.monotonic() - self.last_look >= self.WAIT_POLL:
                     self.look_at_waiting()
-                if self.running and time.monotonic() - self.last_progress >= PROGRESS_EVERY:
+                if (self.running or self.waiting) and time.monotonic() - self.last_progress >= PROGRESS_EVERY:
                     self.last_progress = time.monotonic()
                     for _, run, started in self.running.values():
                         print(f"    {_progress_line(self.results_dir, run, time.monotonic() - started)}", flush=True)
-        except KeyboardInterrupt as stop:
+                    for run, holder in self.waiting.values():
+                        print(f"    {run.spec} seed {run.seed}: trained by {holder}; waiting", flush=True)
+        except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM, SIGHUP: later signals let this finish (stopping.py)
             self.result.stopped_by = stop
             if self.running:
                 print(f"\nstopping: {len(self.running)} training process(es) record where they are", flush=True)
         finally:
             _stop([job for job, _, _ in self.running.values()])
         self.result.interrupted += [run for _, run, _ in self.running.values()]
+        self.result.waiting += [run for run, _ in self.waiting.values()]
 
     def start(self, slot: int, device: str, run: PlannedRun) -> None:
         holder = records.RunRecord(self.results_dir, run.run_id).holder()
         if holder is not None:  # trained elsewhere right now: no child of ours would get its lock
             return self.wait_for(run, holder)
         log = self.logs / f"{run.run_id}.log"
-        with open(log, "a") as handle:
+        with records.no_space_is(self.logs, None, "a training log"), open(log, "a") as handle:
             handle.write(f"==== {_now()}: suite {self.suite.name}, {socket.gethostname()} pid {os.getpid()}, "
                          f"device {device} ====\n")
         command = [sys.executable, "-m", "bench", "train", *self.child_arguments(run.run, device)]
-        self.running[slot] = (self.launcher.submit(command, log), run, time.monotonic())
+        with stopping.deferred():  # a child started is a child counted, so that a stop stops it
+            self.running[slot] = (self.launcher.submit(command, log), run, time.monotonic())
         print(f"[{self.done}/{self.total}] start {run.spec} seed {run.seed} on {device} "
               f"({', '.join(run.experiments)})", flush=True)
 
     def settle(self, slot: int, returncode: int) -> None:
+        with stopping.deferred():
+            self._settle(slot, returncode)
+
+    def _settle(self, slot: int, returncode: int) -> None:
         job, run, started = self.running.pop(slot)
         if returncode == records.EXIT_HELD:  # another process took the run between our look and the child's
             holder = records.RunRecord(self.results_dir, run.run_id).holder() or "another process"
@@ -326,23 +336,26 @@ class Scheduler:
               f"waiting for it, training the other runs meanwhile", flush=True)
 
     def look_at_waiting(self) -> None:
-        """Take the outcome of each waited-for run that has ended; train here one whose holder died."""
+        """Take the outcome of each waited-for run once its holder has let go of it: the record's, when it ended;
+        a run left unfinished (its holder stopped, failed or died) is trained here, resuming."""
         self.last_look = time.monotonic()
         for run_id, (run, holder) in list(self.waiting.items()):
             record = records.RunRecord(self.results_dir, run_id)
+            if record.holder() is not None:  # still in training; its status is read once it lets go
+                continue
             status = record.status()
-            if status in records.DONE:
+            with stopping.deferred():
                 del self.waiting[run_id]
-                self.done += 1
-                self.result.elsewhere.append(run)
-                if status == "diverged":
-                    self.result.diverged.append(run)
-                print(f"[{self.done}/{self.total}] {status} {run.spec} seed {run.seed} by {holder}", flush=True)
-            elif record.holder() is None:  # its holder stopped or died before the end: train it here
-                del self.waiting[run_id]
-                self.queue.insert(0, run)
-                print(f"    {run.spec} seed {run.seed}: {holder} let go of it unfinished ({status}); training it here",
-                      flush=True)
+                if status in records.DONE:
+                    self.done += 1
+                    self.result.elsewhere.append(run)
+                    if status == "diverged":
+                        self.result.diverged.append(run)
+                    print(f"[{self.done}/{self.total}] {status} {run.spec} seed {run.seed} by {holder}", flush=True)
+                else:
+                    self.queue.insert(0, run)
+                    print(f"    {run.spec} seed {run.seed}: {holder} let go of it unfinished ({status}); training it "
+                          f"here", flush=True)
 
 
 def _settle(results_dir, run: PlannedRun, returncode: int, logs: Path) -> str:

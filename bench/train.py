@@ -493,9 +493,10 @@ class Trainer:
                         self.log_point(lr, progress)  # the one place the host waits for the device
                         if self.status != "running":
                             break
-        except KeyboardInterrupt:
-            self.record.write_summary(self.summary("interrupted",
-                                                   reason="interrupted; run the same command again to resume"))
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP (stopping.py): later signals wait for this to be written
+            with contextlib.suppress(OutOfSpace):
+                self.record.write_summary(self.summary("interrupted",
+                                                       reason="interrupted; run the same command again to resume"))
             raise
         except Exception as error:
             # in a parallel run, rank 0 finds out which rank ended it (distributed.py)

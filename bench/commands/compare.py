@@ -30,7 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     suite = compare.comparison_suite(args.specs, args.dataset)
     planned = suites.expand(suite, args.recipe, args.scale, args.seeds)
-    result = train_runs(suite, planned, args)
+    try:
+        result = train_runs(suite, planned, args)
+    except KeyboardInterrupt as stopped:  # before any run started
+        print("\ninterrupted before any run started: run the same command again", file=sys.stderr)
+        return stopping.exit_status(stopped)
     if result.stopped_by is not None:
         print_summary(suite.name, result, args.results_dir)
         print("interrupted: run the same command again to continue where the comparison stopped", file=sys.stderr)

@@ -69,8 +69,10 @@ def print_summary(name: str, result: suites.SuiteResult, results_dir: str) -> No
     print(f"suite {name}: {len(result.finished)} trained, {len(result.skipped)} already done, "
           f"{len(result.diverged)} diverged (a result, not a failure), {len(result.failed)} failed"
           + (f"; {len(result.elsewhere)} trained by another process meanwhile" if result.elsewhere else "")
-          + (f"; {len(result.interrupted)} interrupted" if result.interrupted else ""))
-    for label, runs in (("diverged", result.diverged), ("failed", result.failed), ("interrupted", result.interrupted)):
+          + (f"; {len(result.interrupted)} interrupted" if result.interrupted else "")
+          + (f"; {len(result.waiting)} left to the process that trains them" if result.waiting else ""))
+    for label, runs in (("diverged", result.diverged), ("failed", result.failed), ("interrupted", result.interrupted),
+                        ("trained elsewhere, not waited for", result.waiting)):
         for planned_run in runs:
             where = Path(results_dir) / "runs" / planned_run.run_id
             print(f"  {label}: {planned_run.spec} seed {planned_run.seed} ({where})")
@@ -81,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
     # resolved here, once: a bad --checkpoint-every or spec fails before any training process starts
     planned = suites.expand(suite, args.recipe, args.scale, args.seeds, only(args), args.expensive,
                             args.checkpoint_every)
-    result = train_runs(suite, planned, args)
+    try:
+        result = train_runs(suite, planned, args)
+    except KeyboardInterrupt as stopped:  # before any run started (reading the data, starting Ray)
+        print("\ninterrupted before any run started: run the same command again", file=sys.stderr)
+        return stopping.exit_status(stopped)
     print_summary(suite.name, result, args.results_dir)
     if result.stopped_by is not None:
         print("interrupted: run the same command again to continue where the suite stopped", file=sys.stderr)

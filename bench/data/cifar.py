@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import OutOfSpace, no_space
 from .augmentation import PadCrop
 from .core import Data, DataError, Split, check_val_size
 
@@ -37,12 +38,13 @@ class RefusedGlobal(pickle.UnpicklingError):
 class BatchUnpickler(pickle.Unpickler):
     """The unpickler of CIFAR batch files: containers, strings and bytes are built by pickle itself; the only
     globals a batch names are numpy's array reconstruction and dtype (under numpy 1's `numpy.core` and numpy 2's
-    `numpy._core` module names) and `_codecs.encode` (how Python 3 pickles bytes at protocol 2). Anything else
-    is refused before it is called."""
+    `numpy._core` module names; `_frombuffer` at protocol 5) and `_codecs.encode` (how Python 3 pickles bytes at
+    protocol 2). Anything else is refused before it is called."""
 
     ALLOWED = frozenset({
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5's arrays
         ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     })
 
@@ -158,7 +160,9 @@ def _download(dataset: str, root: Path, folder: Path) -> None:
 
     try:
         getattr(torchvision.datasets, DATASETS[dataset].torchvision_class)(str(root), train=True, download=True)
-    except Exception as error:  # no network, refused, disk full: all end the same way for the user
+    except Exception as error:  # no network, refused: all end the same way for the user
+        if no_space(error):
+            raise OutOfSpace(root, None, f"the {dataset} download", elsewhere="--data-dir", resumes=False) from None
         raise DataError(_missing_message(dataset, folder, f"download failed: {error}")) from None
     if not folder.is_dir():
         raise DataError(_missing_message(dataset, folder, "download did not produce it"))

@@ -180,7 +180,7 @@ def _build(listing: Listing, split_name: str, size: int, cache_dir: Path, data_p
     need = count * 3 * size * size
     free = free_bytes(cache_dir)
     if free is not None and free < need:  # a memory-mapped write past a full disk would kill the decoders
-        raise OutOfSpace(cache_dir, need, f"the {split_name} cache", free, elsewhere="--cache-dir")
+        raise OutOfSpace(cache_dir, need, f"the {split_name} cache", free, elsewhere="--cache-dir", resumes=False)
     if not workers:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     say(f"decoding {count:,} {split_name} images of {listing.folder} at {size}px into {data_path} "
@@ -192,19 +192,22 @@ def _build(listing: Listing, split_name: str, size: int, cache_dir: Path, data_p
         np.memmap(partial, dtype=np.uint8, mode="w+", shape=(count, 3, size, size)).flush()
         rows = [(row, listing.files[index][0]) for row, index in enumerate(order)]
         tasks = [rows[at: at + FILES_PER_TASK] for at in range(0, count, FILES_PER_TASK)]
-        with ProcessPoolExecutor(max_workers=workers) as pool, \
+        with ProcessPoolExecutor(max_workers=workers, initializer=_decoder_signals) as pool, \
                 tqdm(total=count, unit="img", desc=f"cache {split_name}", dynamic_ncols=True, disable=None) as bar:
             futures = [pool.submit(_decode_task, str(partial), count, size, str(listing.folder), task) for task in tasks]
-            for future in as_completed(futures):
-                done, failed = future.result()
-                failures += failed
-                bar.update(done)
-                if failed and not skip_corrupt:
-                    for other in futures:
-                        other.cancel()
-                    row, relative, error = failed[0]
-                    raise DataError(f"{listing.folder / relative}: cannot be decoded as an image ({error}); "
-                                    f"repair or remove it, or pass --skip-corrupt to train without it")
+            try:
+                for future in as_completed(futures):
+                    done, failed = future.result()
+                    failures += failed
+                    bar.update(done)
+                    if failed and not skip_corrupt:
+                        row, relative, error = failed[0]
+                        raise DataError(f"{listing.folder / relative}: cannot be decoded as an image ({error}); "
+                                        f"repair or remove it, or pass --skip-corrupt to train without it")
+            except BaseException:  # a bad image, Ctrl-C, SIGTERM: the tasks not started are dropped, not waited for
+                for other in futures:
+                    other.cancel()
+                raise
         failures.sort()
         failed_rows = {failure[0] for failure in failures}
         kept = [row for row in range(count) if row not in failed_rows]
@@ -225,13 +228,30 @@ def _build(listing: Listing, split_name: str, size: int, cache_dir: Path, data_p
             "skipped": [{"file": relative, "error": error} for _, relative, error in failures],
             "ignored": listing.ignored, "seconds": round(time.perf_counter() - started, 1)}
     temporary = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.partial")
-    temporary.write_text(json.dumps(meta))
-    os.replace(temporary, meta_path)
+    try:
+        temporary.write_text(json.dumps(meta))
+        os.replace(temporary, meta_path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if no_space(error):
+            raise OutOfSpace(cache_dir, None, f"the {split_name} cache's description", elsewhere="--cache-dir",
+                             resumes=False) from error
+        raise
     for stale in cache_dir.glob(f"{split_name}-{size}px-*"):  # the same split and size from an older file list
         if stale.stem != data_path.stem:
             stale.unlink(missing_ok=True)
     say(f"cached {len(kept):,} {split_name} images in {meta['seconds']:.0f} s"
         + (f"; skipped {len(failures)} that do not decode" if failures else ""))
+
+
+def _decoder_signals() -> None:
+    """In each decoding process: Ctrl-C is the parent's to handle (it drops the tasks left and stops the pool);
+    SIGTERM and SIGHUP end the process."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def _compact(path: Path, count: int, size: int, kept: list[int]) -> None:
