@@ -100,16 +100,20 @@ class Recipe:
             raise UserError(f"log_every={self.log_every} is not allowed: it must be at least 1")
         self.check_checkpoint_every(self.checkpoint_every)
 
-    def check_checkpoint_every(self, value: int) -> None:
+    def check_checkpoint_every(self, value: int, option: bool = False) -> None:
         """Refuse a checkpoint interval this recipe cannot use: checkpoints fall on log points. An epoch recipe
-        learns its log interval from the data, in `resolve`, which rounds the interval to it."""
+        learns its log interval from the data, in `resolve`, which rounds the interval to it. `option`: the
+        value is the run's --checkpoint-every, and the error names it so."""
+        given = f"--checkpoint-every {value}" if option else f"checkpoint_every={value}"
         if self.epochs:
             if value < 1:
-                raise UserError(f"checkpoint_every={value} is not allowed: it must be at least 1 (iterations; "
-                                f"rounded down to a multiple of the run's log interval)")
+                raise UserError(f"{given} is not allowed: it must be at least 1 (iterations; rounded down to a "
+                                f"multiple of the run's log interval)")
         elif value < 1 or value % self.log_every:
-            raise UserError(f"checkpoint_every={value} is not allowed: it must be a positive multiple "
-                            f"of log_every={self.log_every}, so that checkpoints fall on log points")
+            every = self.log_every
+            raise UserError(f"{given} is not allowed: it must be a positive multiple of the recipe's log interval, "
+                            f"log_every={every} ({every}, {2 * every}, {3 * every}, ...), so that checkpoints fall "
+                            f"on log points")
 
     def scaled(self, factor: float) -> "Recipe":
         """The same schedule stretched or shrunk by `factor` (iterations, milestones, warm-up, checkpoints)."""
@@ -141,7 +145,7 @@ class Recipe:
         checkpoint intervals fitted to the run's length as `scaled` fits them; an iteration recipe stays as it
         is. `checkpoint_every` (the run's --checkpoint-every) replaces the recipe's interval."""
         if checkpoint_every is not None:
-            self.check_checkpoint_every(checkpoint_every)
+            self.check_checkpoint_every(checkpoint_every, option=True)
         if not self.epochs:
             return Plan(self if checkpoint_every is None else replace(self, checkpoint_every=checkpoint_every))
         steps = train_images // self.batch_size

@@ -58,7 +58,7 @@ class Request:
                    if value is not None}
         recipe = replace(recipe, **changes)
         if self.checkpoint_every is not None:  # checked now, not after the data is read
-            recipe.check_checkpoint_every(self.checkpoint_every)
+            recipe.check_checkpoint_every(self.checkpoint_every, option=True)
         canonical = variants.canonical(spec)
         return Run(self, spec, canonical, declared, recipe,
                    records.run_id(canonical, declared.name, recipe.identity(), self.seed))

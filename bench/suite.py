@@ -27,9 +27,10 @@ import variants
 
 from . import data as datasets
 from . import recipe as recipes
-from . import records, stopping
+from . import forecast, records, stopping
 from .errors import UserError
 from .launch import Job, Launcher
+from .progress import duration
 from .report.kinds import KINDS
 from .runs import Request, Run
 
@@ -98,8 +99,12 @@ def load(name_or_path: str | os.PathLike) -> Suite:
     if not path.suffix:
         path = SUITES_DIR / f"{name_or_path}.toml"
         if not path.is_file():
-            raise SuiteError(f"unknown suite {str(name_or_path)!r}; choose one of: {', '.join(available_suites())} "
-                             f"or give the path of a .toml file")
+            dataset = str(name_or_path)
+            known = dataset in datasets.DATASETS
+            another, name = (f"{dataset} is a dataset: ", dataset) if known else ("for another dataset, ", "NAME")
+            raise SuiteError(f"unknown suite {dataset!r}; choose one of: {', '.join(available_suites())} or give the "
+                             f"path of a .toml file ({another}`bench compare SPEC SPEC --dataset {name}`, or a suite "
+                             f"file with dataset = \"{name}\": docs/suites.md, \"Your own suite\")")
     try:
         with open(path, "rb") as handle:
             raw = tomllib.load(handle)
@@ -220,27 +225,33 @@ def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, so
     in its own process: `python -m bench train` with `child_arguments(run, device)`. Ctrl-C or a stopping
     signal asks the children in flight to record `interrupted` and returns what was done (`stopped_by`)."""
     result = SuiteResult()
-    todo = []
+    todo, done_share = [], {}
     for run in planned:
-        status = records.RunRecord(results_dir, run.run_id).status()
+        record = records.RunRecord(results_dir, run.run_id)
+        status = record.status()
         if status in records.DONE:
             result.skipped.append(run)
             if status == "diverged":
                 result.diverged.append(run)
         else:
             todo.append(run)
+            done_share[run.run_id] = _resumes_at(record.summary())
     where = "" if launcher.name == "local" else f" on {launcher.name}"
     recipe = f"recipe {planned[0].run.recipe.name} x{planned[0].run.recipe.scale:g}, " if planned else ""
-    print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train "
-          f"({recipe}{len(launcher.slots)} at a time{where})")
+    resuming = [share for share in done_share.values() if share]
+    resumes = (f", {len(resuming)} of them resuming where they stopped ({_shares(resuming)} done)"
+               if resuming else "")
+    print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train"
+          f"{resumes} ({recipe}{len(launcher.slots)} at a time{where})")
     if not todo:
         return result
     # Once, here: a missing dataset is one clear error (or one download, one cache to build), not one per run
     # or a race of jobs.
     data = source.load(suite.dataset, replace(todo[0].run.recipe.inputs, val_size=0))
+    estimate = _CostEstimate(todo, data.num_classes, data.image_size, done_share)
+    print(_forecast(todo, data, estimate, launcher), flush=True)
     launcher.prepare(Path(results_dir))
-    scheduler = Scheduler(suite, todo, launcher, Path(results_dir), child_arguments, result,
-                          _CostEstimate(todo, data.num_classes, data.image_size))
+    scheduler = Scheduler(suite, todo, launcher, Path(results_dir), child_arguments, result, estimate)
     scheduler.run()
     return result
 
@@ -322,13 +333,16 @@ class Scheduler:
         seconds = time.monotonic() - started
         status = _settle(self.results_dir, run, returncode, self.logs)
         {"finished": self.result.finished, "diverged": self.result.diverged}.get(status, self.result.failed).append(run)
-        self.estimate.record(run, seconds)
         summary = records.RunRecord(self.results_dir, run.run_id).summary() or {}
+        resumed = self.estimate.done_share.get(run.run_id, 0.0)
+        self.estimate.record(run, seconds, summary)
         detail = f"test error {summary['test_error']:.2f}%" if summary.get("test_error") is not None else \
             f"see {self.logs / (run.run_id + '.log')}"
         eta = self.estimate.remaining(self.queue + [r for _, r, _ in self.running.values()], len(self.launcher.slots))
+        if resumed:
+            detail += f"; resumed at {100 * resumed:.0f}% of its iterations"
         print(f"[{self.done}/{self.total}] {status} {run.spec} seed {run.seed} in {seconds:.0f} s ({detail}); "
-              f"elapsed {_minutes(time.monotonic() - self.started)}, ETA {eta}", flush=True)
+              f"elapsed {duration(time.monotonic() - self.started)}, ETA {eta}", flush=True)
 
     def wait_for(self, run: PlannedRun, holder: str) -> None:
         self.waiting[run.run_id] = (run, holder)
@@ -398,29 +412,68 @@ def _stop(jobs: list[Job]) -> None:
         job.wait_stopped()
 
 
-class _CostEstimate:
-    """ETA from measured speed: each run's work is its multiply-adds; speed is work per second so far."""
+def _forecast(todo: list[PlannedRun], data: datasets.Data, estimate: "_CostEstimate", launcher: Launcher) -> str:
+    """The suite's cost line (forecast.py): every run's images left, the first net timed on the first slot's
+    device (local runs; a Ray cluster's speed is known once its first runs end)."""
+    import torch
 
-    def __init__(self, runs: list[PlannedRun], num_classes: int, image_size: int):
+    from .train import Execution
+
+    works = [forecast.Work(run.spec, round((1 - estimate.done_share.get(run.run_id, 0.0)) * run.run.plan(
+        len(data.train)).iterations * run.run.recipe.batch_size), estimate.work[run.spec]) for run in todo]
+    first = todo[0]
+    if launcher.name != "local":
+        return forecast.line(works, None, estimate.work[first.spec], None)
+    execution = Execution(torch.device(launcher.slots[0])).resolved()
+    speed = forecast.timed_speed(lambda: variants.create(first.run.trained, num_classes=data.num_classes), data.image_size,
+                                 data.num_classes, first.run.recipe.batch_size, execution, first.spec)
+    # runs in parallel on a CPU share its cores; on GPUs each has its own
+    parallel = len(launcher.slots) if execution.device.type == "cuda" else 1
+    return forecast.line(works, speed, estimate.work[first.spec], execution.device, parallel=parallel,
+                         recipe=first.run.recipe.name, scale=first.run.recipe.scale)
+
+
+def _resumes_at(summary: dict | None) -> float:
+    """The share of a run's iterations its next attempt starts from: its last checkpoint's (0 without one)."""
+    summary = summary or {}
+    at, planned = summary.get("checkpoint_iteration"), summary.get("iterations_planned")
+    return at / planned if at and planned else 0.0
+
+
+def _shares(shares: list[float]) -> str:
+    return ", ".join(f"{100 * share:.0f}%" for share in shares[:5]) + (", ..." if len(shares) > 5 else "")
+
+
+class _CostEstimate:
+    """ETA from the work left and the speed measured in this invocation: a run's work is its multiply-adds
+    times the share of its iterations still to train (a resumed run's last checkpoint counts as done), and
+    the speed is the work this suite trained per second so far."""
+
+    def __init__(self, runs: list[PlannedRun], num_classes: int, image_size: int, done_share: dict[str, float]):
         from .cost import measure
 
-        self.work = {}
+        self.work, self.done_share = {}, done_share
         for run in runs:
             if run.spec not in self.work:
                 self.work[run.spec] = measure(run.run.trained, image_size=image_size, num_classes=num_classes).macs
         self.done_work = 0.0
         self.done_seconds = 0.0
 
-    def record(self, run: PlannedRun, seconds: float) -> None:
-        self.done_work += self.work[run.spec]
+    def left(self, run: PlannedRun) -> float:
+        return self.work[run.spec] * (1 - self.done_share.get(run.run_id, 0.0))
+
+    def record(self, run: PlannedRun, seconds: float, summary: dict) -> None:
+        """A run's child ended after `seconds`: the work it trained, from where it started to where it ended."""
+        planned, reached = summary.get("iterations_planned"), summary.get("iterations")
+        start = self.done_share.get(run.run_id, 0.0)
+        end = min(1.0, reached / planned) if planned and reached is not None else 1.0
+        self.done_work += self.work[run.spec] * max(0.0, end - start)
         self.done_seconds += seconds
+        self.done_share[run.run_id] = _resumes_at(summary) if summary.get("status") not in records.DONE else 1.0
 
     def remaining(self, runs: list[PlannedRun], jobs: int) -> str:
         if not self.done_work:
             return "unknown"
-        seconds = sum(self.work[run.spec] for run in runs) * self.done_seconds / self.done_work / jobs
-        return _minutes(seconds)
+        seconds = sum(self.left(run) for run in runs) * self.done_seconds / self.done_work / jobs
+        return duration(seconds)
 
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min"

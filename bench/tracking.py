@@ -175,7 +175,7 @@ class Tracker:
     def location(self) -> str | None:
         if self.run is None:
             return None
-        return self.run.dir if self.mode == "offline" else self.run.url
+        return _where(self.run, self.mode)
 
     def log(self, metrics: dict, step: int) -> None:
         if self.run is None or step < self.first_step:
@@ -271,10 +271,10 @@ def upload_report(mode: str | None, name: str, tables: dict, images: dict, direc
             run.log({f"tables/{key}": wandb.Table(dataframe=clean)})
         for key, path in images.items():
             run.log({f"figures/{key}": wandb.Image(str(path))})
-        where = run.dir if mode == "offline" else run.url
+        where = _where(run, mode)
         run.finish()
         if not quiet:
-            print(f"W&B ({mode}): report uploaded as run {wandb_id}: {where}")
+            print(f"W&B ({mode}): report {'written' if mode == 'offline' else 'uploaded'} as run {wandb_id}: {where}")
     except Exception as error:
         warn(f"W&B report upload failed ({type(error).__name__}: {error}); the report files are complete")
         return
@@ -283,3 +283,10 @@ def upload_report(mode: str | None, name: str, tables: dict, images: dict, direc
             records.write_json(marker, {"fingerprint": fingerprint, "mode": mode, "wandb_id": wandb_id})
         except OSError as error:
             warn(f"could not write {marker} ({error}); the next build uploads the report again")
+
+
+def _where(run, mode: str) -> str:
+    """The run's page online; offline, the folder that `wandb sync` uploads later (the run's, above its files)."""
+    if mode == "offline":
+        return f"written for `wandb sync {Path(run.dir).parent}`"
+    return run.url

@@ -29,9 +29,10 @@ import variants
 
 from . import data as datasets
 from . import recipe as recipes
-from . import distributed, provenance, records
+from . import distributed, forecast, provenance, records
 from .cost import model_cost
 from .errors import OutOfSpace, UserError, free_bytes, megabytes
+from .progress import Progress
 from .runs import Request, Run
 from .tracking import Tracker, default_mode, warn
 
@@ -376,6 +377,8 @@ def _attempt(run: Run, source: datasets.Source, results_dir: Path, execution: Ex
         cost = model_cost(model, run.canonical, image_size=data.image_size, num_classes=data.num_classes)
         if world.main:
             _warn_if_short_of_space(record, model)
+            if not quiet:
+                say(_cost_line(run, plan, cost, data, execution, checkpoint))
         code, config = None, {}
         if world.main:
             code_source = provenance.source_of(exclude=(results_dir, Path(source.data_dir)))
@@ -414,6 +417,20 @@ def _attempt(run: Run, source: datasets.Source, results_dir: Path, execution: Ex
     else:
         say(f"{status}: {summary.get('reason', '')}")
     return Outcome(run.run_id, record, status)
+
+
+def _cost_line(run: Run, plan: recipes.Plan, cost, data: datasets.Data, execution: Execution,
+               checkpoint: dict | None) -> str:
+    """The forecast of this attempt (forecast.py): the images left to train, timed on this device."""
+    left = plan.iterations - (checkpoint["iteration"] if checkpoint else 0)
+    speed = forecast.timed_speed(lambda: variants.create(run.trained, num_classes=data.num_classes), data.image_size,
+                                 data.num_classes, plan.inputs.batch_size, execution, run.canonical)
+    if execution.world_size > 1:  # timed on rank 0 alone; the ranks' shares add up (a GPU each, or the CPU's cores
+        # split between them, as torchrun's OMP_NUM_THREADS=1 does)
+        speed = forecast.Speed(speed.images_per_second * execution.world_size,
+                               speed.how + f" on rank 0, x{execution.world_size} ranks")
+    work = forecast.Work(run.canonical, left * plan.inputs.batch_size, cost.macs)
+    return forecast.line([work], speed, cost.macs, execution.device, recipe=run.recipe.name, scale=run.recipe.scale)
 
 
 def _warn_if_short_of_space(record: records.RunRecord, model: nn.Module) -> None:
@@ -462,6 +479,7 @@ class Trainer:
         self.schedule, self.cadence, self.warmup = plan.schedule, plan.cadence, plan.schedule.deep_net_warmup
 
         self.iteration, self.warmup_end, self.train_seconds, self.wall_before = 0, None, 0.0, 0.0
+        self.checkpoint_iteration = checkpoint["iteration"] if checkpoint else None  # where a next attempt resumes
         if checkpoint:
             model.load_state_dict(checkpoint["model"])
             self.path.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -478,7 +496,7 @@ class Trainer:
     def fit(self) -> str:
         """Train to the end of the plan; returns the final status: finished, or diverged."""
         self.record.write_summary(self.summary("running"))
-        progress = _progress(self.plan.iterations, self.iteration, self.quiet)
+        progress = Progress(self.plan.iterations, self.iteration, self.plan.inputs.batch_size, self.quiet)
         self.segment_start = time.perf_counter()
         try:
             while self.status == "running" and self.iteration < self.plan.iterations:
@@ -487,6 +505,7 @@ class Trainer:
                     lr = self.schedule.lr_at(self.iteration, self.warming_up)
                     self.path.step(images, labels, lr)
                     self.iteration += 1
+                    progress.step(self.iteration)
                     if self.warming_up and self.iteration >= self.warmup.iterations:
                         self.end_warmup()
                     if self.iteration % self.cadence.log_every == 0 or self.iteration == self.plan.iterations:
@@ -544,8 +563,7 @@ class Trainer:
             self.evaluate(row, final)
         self.record.append_metrics(row)
         self.tracker.log(row, step=self.iteration)
-        progress.update(self.iteration - progress.n)
-        progress.set_postfix(loss=f"{train_loss:.3f}", err=f"{train_error:.1f}%", lr=f"{lr:g}")
+        progress.logged(self.iteration, train_loss, train_error, lr)
         if self.iteration % self.cadence.checkpoint_every == 0 and not final:
             self.save_checkpoint()
         self.segment_start = time.perf_counter()
@@ -571,6 +589,7 @@ class Trainer:
             "execution": self.execution.describe(), "wandb_id": self.tracker.wandb_id,
             "source_version": self.code, "evaluation": self.evaluation,
         })
+        self.checkpoint_iteration = self.iteration
         self.record.write_summary(self.summary("running"))
 
     def summary(self, status: str, **fields) -> dict:
@@ -578,6 +597,7 @@ class Trainer:
         return {
             "status": status, "run_id": self.run.run_id, "spec": self.run.canonical, "dataset": self.data.name,
             "seed": self.run.seed, "iterations": self.iteration, "iterations_planned": self.plan.iterations,
+            "checkpoint_iteration": self.checkpoint_iteration,
             "warmup_end": self.warmup_end, "params": self.cost.params, "macs": self.cost.macs,
             "train_seconds": round(self.train_seconds, 3),
             "wall_seconds": round(self.wall_before + time.perf_counter() - self.started, 3),
@@ -601,13 +621,6 @@ class Trainer:
 def _placed(split: datasets.Split, device: torch.device, placement: str) -> datasets.Split:
     """An evaluation split on the device when it fits there; else left on the host, copied a batch at a time."""
     return split.to(device) if datasets.loader.resident(split, device, placement) else split
-
-
-def _progress(total: int, initial: int, quiet: bool):
-    from tqdm import tqdm
-
-    # disable=None: a bar on a terminal, silence in logs and CI.
-    return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, disable=True if quiet else None)
 
 
 def _peak_memory(device: torch.device) -> dict:

@@ -26,11 +26,14 @@ def test_measure_table_names_canonical_spec_and_stages(capsys):
     assert "layer4" in out and "not counted by fvcore" in out and "aten::max_pool2d" in out
 
 
-def test_list_with_pattern(capsys):
+def test_list_with_pattern_in_natural_order(capsys):
     assert main(["list", "plain*"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["plain20", "plain32", "plain44", "plain56", "plain110", "plain18", "plain34"]
-    assert "CIFAR plain-20 (Figure 6)" in lines[0]
+    assert [line.split()[0] for line in lines] == ["plain18", "plain20", "plain32", "plain34", "plain44", "plain56", "plain110"]
+    assert "CIFAR plain-20 (Figure 6)" in lines[1]
+    assert main(["list", "resnet5*"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == [
+        "resnet50", "resnet50b", "resnet50c", "resnet50d", "resnet56"]
 
 
 @pytest.mark.parametrize(
@@ -54,3 +57,27 @@ def test_cli_process_exit_status_and_no_traceback():
     assert done.returncode == 2
     assert done.stderr == "error: shortcut=E is not allowed; choose one of: A, B, C, D, none\n"
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["train", "resnet20", "--seeds", "3"],
+     "error: python -m bench train has no option --seeds; did you mean --seed? "
+     "(--seeds is an option of suite, compare, report)"),
+    (["train", "resnet20", "--epochs", "10"],
+     "error: python -m bench train has no option --epochs (a run's length is its recipe's, times --scale: "
+     "--recipe smoke for a short one, --scale 0.1 for a tenth)"),
+    (["compare", "resnet20", "plain20", "--datset=cifar100"],
+     "error: python -m bench compare has no option --datset; did you mean --dataset?"),
+])
+def test_an_unknown_option_names_the_commands_closest_options(capsys, argv, error):
+    assert main(argv) == 2
+    usage, message = capsys.readouterr().err.splitlines()
+    assert usage.startswith(f"usage: python -m bench {argv[0]} [OPTIONS] SPEC") and "--help lists the options" in usage
+    assert message == error
+
+
+def test_a_dataset_given_as_a_suite_points_to_the_ways_of_training_it(capsys):
+    assert main(["suite", "cifar100"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "(cifar100 is a dataset: `bench compare SPEC SPEC --dataset cifar100`, or a suite file with "
+        "dataset = \"cifar100\": docs/suites.md, \"Your own suite\")")

@@ -215,3 +215,19 @@ def test_a_cuda_rank_takes_the_gpu_of_its_local_rank():
     assert world.device(torch.device("cpu")) == torch.device("cpu")
     with pytest.raises(UserError, match="each rank takes the GPU of its local rank"):
         world.device(torch.device("cuda", 0))
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_bench_torchrun_ends_a_stop_with_the_signals_status_not_a_traceback(monkeypatch, capsys, signum, status):
+    import torch.distributed.run as torchrun_module
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    from bench import torchrun
+
+    def stopped(argv):  # what torchrun's agent raises when Ctrl-C or SIGTERM reaches it
+        raise SignalException(f"Process {os.getpid()} got signal: {int(signum)}", sigval=signal.Signals(signum))
+
+    monkeypatch.setattr(torchrun_module, "main", stopped)
+    assert torchrun.main(["--nproc-per-node", "2", "-m", "bench", "train", "resnet20"]) == status
+    assert capsys.readouterr().err == (f"torchrun: stopped by {signal.Signals(signum).name}; the ranks recorded "
+                                       f"where they were\n")

@@ -41,7 +41,7 @@ def fenced_commands() -> list[tuple[str, str]]:
     found = []
     for path in documents():
         for block in re.findall(r"```[a-z]*\n(.*?)```", path.read_text(), flags=re.S):
-            for line in block.splitlines():
+            for line in block.replace("\\\n", " ").splitlines():  # a line continued with \ is one command
                 line = line.strip()
                 if line.startswith(("python -m bench", "./run_all.sh")):
                     found.append((path.name, line))

@@ -112,11 +112,11 @@ def test_bad_checkpoint_interval_is_a_one_line_user_error(tmp_path, tiny_cifar10
     assert main(["train", TINY_NET, "--recipe", "smoke", "--checkpoint-every", "7", "--data-dir", str(root),
                  "--results-dir", str(tmp_path), "--wandb", "disabled"]) == 2
     err = capsys.readouterr().err
-    assert err == ("error: checkpoint_every=7 is not allowed: it must be a positive multiple of log_every=5, so that "
-                   "checkpoints fall on log points\n")
+    assert err == ("error: --checkpoint-every 7 is not allowed: it must be a positive multiple of the recipe's log "
+                   "interval, log_every=5 (5, 10, 15, ...), so that checkpoints fall on log points\n")
     assert main(["suite", "cifar10", "--recipe", "smoke", "--checkpoint-every", "0", "--results-dir",
                  str(tmp_path)]) == 2
-    assert capsys.readouterr().err.startswith("error: checkpoint_every=0 is not allowed")
+    assert capsys.readouterr().err.startswith("error: --checkpoint-every 0 is not allowed")
 
 
 def test_recipe_validation_raises_user_errors():

@@ -224,6 +224,8 @@ def test_sigterm_stops_a_suite_as_ctrl_c_does_and_the_rerun_finishes(tmp_path, t
     rerun = suite_process(suite_file, root, results, "--scale", "5", "--checkpoint-every", "10")
     out = rerun.communicate(timeout=600)[0]
     assert rerun.returncode == 0, out
+    assert re.search(r"1 runs, 0 already done, 1 to train, 1 of them resuming where they stopped \(\d+% done\)", out), out
+    assert re.search(r"\[1/1\] finished .* resumed at \d+% of its iterations", out), out
     assert the_run(results).status() == "finished"
     (log,) = (results / "suites" / "pair" / "logs").glob("*.log")
     assert "(resuming from iteration" in log.read_text() and log.read_text().count("==== ") == 2

@@ -158,3 +158,64 @@ def test_the_bottleneck_page_and_the_readme_say_fvcore_counts_the_global_average
     assert "fvcore counts the convs, the fc, batch norm and the global average pool; it skips the residual adds " \
            "and the max-pool" in page
     assert "fvcore counts convs, the fc, BN and the global average pool" in " ".join(COST_PAGE.read_text().split())
+
+
+@pytest.fixture
+def colours_drawn(monkeypatch):
+    """Per figure saved (by file name): the colour of each spec's curves and markers (their gid is the spec)."""
+    from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure
+
+    colours, original_save = {}, Figure.savefig
+
+    def recording_save(self, path, *args, **kwargs):
+        seen = colours.setdefault(Path(path).name, {})
+        for axis in self.axes:
+            for line in axis.get_lines():
+                if line.get_gid():
+                    seen.setdefault(line.get_gid(), set()).add(to_hex(line.get_color()))
+            for collection in axis.collections:
+                if collection.get_gid():
+                    seen.setdefault(collection.get_gid(), set()).add(to_hex(collection.get_facecolor()[0]))
+        return original_save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_save)
+    return colours
+
+
+@pytest.mark.slow
+def test_a_spec_has_one_colour_in_every_figure_of_a_report(suite_file, tmp_path, colours_drawn):
+    build(suite_file, tmp_path)
+    by_spec: dict[str, dict[str, set]] = {}
+    for name, specs in colours_drawn.items():
+        for spec, colours in specs.items():
+            by_spec.setdefault(spec, {})[name] = colours
+    # resnet20 is drawn in Figure 6, the shortcut curves and the shortcut errors: one colour in all three
+    assert {"figure6_curves.png", "shortcuts_curves.png", "shortcuts_errors.png"} <= set(by_spec["resnet20"])
+    for spec, figures_of_spec in by_spec.items():
+        assert len(set().union(*figures_of_spec.values())) == 1, (spec, figures_of_spec)
+    first = {spec: next(iter(next(iter(seen.values())))) for spec, seen in by_spec.items()}
+    assert len(set(first.values())) == len(first)  # and no two specs share one
+
+
+def test_legends_fill_their_rows_evenly_and_the_papers_points_get_their_own_axis_when_far_apart(tmp_path):
+    assert [figures.legend_columns(n) for n in (1, 4, 5, 6, 7, 9)] == [1, 4, 3, 3, 4, 3]
+    table = pd.DataFrame({"depth": [20, 32], "plain_error_mean": [60.0, 62.0], "plain_error_std": [1.0, 1.0],
+                          "resnet_error_mean": [55.0, 54.0], "resnet_error_std": [1.0, 1.0]})
+    kept = {}
+    from matplotlib.figure import Figure
+    original = Figure.savefig
+
+    def keep(self, path, *args, **kwargs):
+        kept[Path(path).name] = [axis.get_ylabel() for axis in self.axes]
+        return original(self, path, *args, **kwargs)
+
+    Figure.savefig = keep
+    try:
+        figures.depth_vs_error(table, tmp_path / "far.png")  # ours at 54-62%, the paper's at 7-9%
+        figures.depth_vs_error(table.assign(plain_error_mean=[9.0, 9.5], resnet_error_mean=[8.5, 8.0]),
+                               tmp_path / "near.png")
+    finally:
+        Figure.savefig = original
+    assert kept["far.png"] == ["test error (%), ours (left axis)", "test error (%), paper (right axis)"]
+    assert kept["near.png"] == ["test error (%)"]

@@ -51,6 +51,6 @@ def test_a_checkpoint_interval_is_recorded_but_leaves_the_run_id_alone():
     assert given.run_id == plain.run_id == "resnet20_cifar10_paper-x0.05_seed0_bb08c4a9"
     assert plain.plan(50_000).to_dict()["checkpoint_every"] == 100
     assert given.plan(50_000).to_dict()["checkpoint_every"] == 500
-    with pytest.raises(ValueError, match="checkpoint_every=7 is not allowed: it must be a positive multiple of "
-                                         "log_every=100"):
+    with pytest.raises(ValueError, match="--checkpoint-every 7 is not allowed: it must be a positive multiple of "
+                                         "the recipe's log interval, log_every=100"):
         Request("resnet20", "cifar10", "paper", 0.05, checkpoint_every=7).resolve()

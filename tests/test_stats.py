@@ -32,7 +32,11 @@ def test_welch_difference_worked_by_hand():
     assert difference.low == pytest.approx(7 / 6 - 1.56044, abs=1e-5)
     assert difference.high == pytest.approx(7 / 6 + 1.56044, abs=1e-5)
     assert difference.p_value == pytest.approx(0.10207, abs=1e-5)
-    assert difference.verdict == "within seed noise: +1.17 pp (95% CI -0.39 to 2.73, p=0.1, n=3 vs 3)"
+    # the difference is large beside the spread: more seeds would settle it (n=7: (2.22 + 0.88) x 0.345 <= 1.17)
+    assert difference.verdict == ("inconclusive: +1.17 pp, but the interval is wider than the difference (95% CI "
+                                  "-0.39 to 2.73, p=0.1, n=3 vs 3); train to --seeds 7 (about 7 a side) to tell a "
+                                  "difference this large from seed noise")
+    assert difference.seeds_to_settle() == 7
 
 
 def test_welch_p_value_equals_scipys_ttest_with_unequal_counts():
@@ -91,7 +95,7 @@ def test_tables_with_one_seed_say_no_claim_can_be_made():
     assert table.shown.loc[0, "verdict"] == "no claim can be made: fewer than 2 seeds a side (n=1 vs 1)"
     table, notes = comparison({"resnet20": BASELINE, "resnet20(shortcut=B)": VARIANT, "plain20": []})
     assert notes == []
-    assert list(table.data.verdict) == ["within seed noise: +1.17 pp (95% CI -0.39 to 2.73, p=0.1, n=3 vs 3)",
+    assert list(table.data.verdict) == [stats.difference(VARIANT, BASELINE).verdict,
                                         "not comparable yet: no finished run"]
     assert table.shown.loc[0, "error % (ours)"] == "6.50 ± 0.50, 95% CI 5.26 to 7.74 (n=3)"
 
@@ -123,3 +127,37 @@ def test_compare_mistakes_are_one_line(capsys):
         "error: resnet20 is given twice (spec strings that name the same net count as one)"
     assert main(["compare", "resnet20"]) == 2
     assert "compare needs at least two specs" in capsys.readouterr().err
+
+
+def test_no_difference_and_inconclusive_are_two_verdicts():
+    # tight: five seeds a side within a tenth of a point; the interval bounds what the difference can be
+    tight = stats.difference([7.0, 7.1, 7.05, 6.95, 7.02], [7.02, 7.08, 7.06, 6.99, 7.0])
+    assert tight.seeds_to_settle() is None
+    assert tight.verdict == ("no significant difference: +0.01 pp; the interval rules out more than 0.08 pp either "
+                             "way (95% CI -0.07 to 0.08, p=0.85, n=5 vs 5)")
+    # wide: the issue's plain56 against plain20 at n=2; a 33-point gap is not seed noise, the seeds are too few
+    wide = stats.difference([89.14, 75.21], [49.54, 49.64])
+    assert wide.low < 0 < wide.high and wide.seeds_to_settle() == 3
+    assert wide.verdict == ("inconclusive: -32.58 pp, but the interval is wider than the difference (95% CI -121.06 "
+                            "to 55.89, p=0.13, n=2 vs 2); train to --seeds 3 (about 3 a side) to tell a difference "
+                            "this large from seed noise")
+
+
+def test_runs_near_chance_level_are_not_compared():
+    assert stats.chance_error(10) == 90 and stats.near_chance(85.5, 10) and not stats.near_chance(85.4, 10)
+    assert stats.near_chance(99.0, 1000) and not stats.near_chance(94.0, 1000)
+    table, _ = comparison({"plain20": [90.1, 89.2], "plain56": [89.9, 91.0], "resnet20": [60.0, 61.0]})
+    assert list(table.data.verdict[:1]) == [
+        "not compared: both near chance level (90.45% and 89.65%; guessing is 90% on 10 classes): the runs "
+        "learned too little for a difference to mean anything; train longer"]
+    assert table.data.verdict[1].startswith("better by")  # resnet20 learned: its difference stands
+    # the depth pages' residual gain, and the banner of a page whose every run guessed
+    from bench.report import banner, pages
+    assert pages.residual_gain(90.5, 89.6, 10) == (None, "none: both near chance")
+    assert pages.residual_gain(90.5, 60.0, 10) == (30.5, "30.50")
+    summary = pd.DataFrame({"test_error_mean": [90.45, 89.65]})
+    lines = banner("smoke", 1.0, summary, 10)
+    assert lines[0].endswith("not comparable with the published columns.**\n")  # no "compare variants with each other"
+    assert lines[1].startswith("> **Every run on this page ended near chance level (test errors 89.7 to 90.5%; "
+                               "guessing is 90% on 10 classes)")
+    assert len(banner("smoke", 1.0, pd.DataFrame({"test_error_mean": [90.4, 60.0]}), 10)) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import variants
@@ -14,8 +15,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet5*' (default: all)")
 
 
+def natural_order(name: str) -> list:
+    """resnet50 before resnet56 before resnet101: the digits in a name compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def run(args: argparse.Namespace) -> int:
-    names = variants.available(args.pattern)
+    names = sorted(variants.available(args.pattern), key=natural_order)
     if not names:
         print(f"error: no variant matches {args.pattern!r} (try: python -m bench list)", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from .. import records
 from .. import data as datasets
 from .. import recipe as recipes
 from ..tracking import upload_report
+from . import figures, stats
 from .kinds import KINDS, comparison_table
 from .pages import Page, ReportContext
 from .runs import aggregate, load_curves, load_runs
@@ -34,6 +35,8 @@ def build(suite, planned, results_dir: str | Path = "results", recipe: str = "",
         records.within(out_dir, key)
     out_dir.mkdir(parents=True, exist_ok=True)
     context = _context(suite, recipe, scale, runs)
+    every_spec = [spec for key in suite.experiments for spec in suite.experiments[key].runs + suite.experiments[key].expensive]
+    context = replace(context, colors=figures.spec_colors(every_spec))  # a spec's colour in every figure
     pages = []
     for key in suite.experiments:
         experiment = suite.experiments[key]
@@ -45,12 +48,12 @@ def build(suite, planned, results_dir: str | Path = "results", recipe: str = "",
         page = kind.build(experiment, summary, curves, out_dir,
                           replace(context, label=figure_label(part, recipe, scale, seeds)))
         if kind.baseline is not None and len(summary):
-            table, notes = comparison_table(experiment, summary)
+            table, notes = comparison_table(experiment, summary, context.num_classes)
             if table is not None:
                 page.tables.append(table)
                 page.notes += notes
         provenance = _provenance(part, experiment, suite, recipe, scale, seeds)
-        _write_page(page, banner(recipe, scale) + provenance, out_dir)
+        _write_page(page, banner(recipe, scale, summary, context.num_classes) + provenance, out_dir)
         pages.append((page, part))
     _write_index(pages, suite, recipe, scale, seeds, runs, out_dir, results_dir)
     tables = {table.name: table.data for page, _ in pages for table in page.tables}
@@ -83,14 +86,25 @@ def short_budget(recipe: str, scale: float) -> bool:
     return recipe == "smoke" or scale < 1
 
 
-def banner(recipe: str, scale: float) -> list[str]:
-    """The warning a report of a short budget opens with: its numbers are not the published ones' peers."""
-    if not short_budget(recipe, scale):
-        return []
-    what = ("the `smoke` recipe trains a few dozen iterations to check the pipeline" if recipe == "smoke" else
-            f"recipe `{recipe}` at --scale {scale:g} trains {scale:g}x the schedule of the published figures")
-    return [f"> **Short budget: {what}. Its errors are far from converged and not comparable with the published "
-            "columns; compare variants with each other, and only as far as the statistics allow.**\n"]
+def banner(recipe: str, scale: float, summary: pd.DataFrame | None = None, num_classes: int = 10) -> list[str]:
+    """The warning a page opens with: a short budget's numbers are not the published ones' peers, and a page
+    whose every finished spec ended near chance level (stats.near_chance) has nothing to compare."""
+    errors = [] if summary is None or not len(summary) else [
+        error for error in summary.test_error_mean if error is not None and not pd.isna(error)]
+    at_chance = bool(errors) and all(stats.near_chance(error, num_classes) for error in errors)
+    lines = []
+    if short_budget(recipe, scale):
+        what = ("the `smoke` recipe trains a few dozen iterations to check the pipeline" if recipe == "smoke" else
+                f"recipe `{recipe}` at --scale {scale:g} trains {scale:g}x the schedule of the published figures")
+        lines.append(f"> **Short budget: {what}. Its errors are far from converged and not comparable with the "
+                     "published columns" + ("." if at_chance else "; compare variants with each other, and only as "
+                                            "far as the statistics allow.") + "**\n")
+    if at_chance:
+        lines.append(f"> **Every run on this page ended near chance level (test errors {min(errors):.1f} to "
+                     f"{max(errors):.1f}%; guessing is {stats.chance_error(num_classes):.0f}% on {num_classes} "
+                     "classes): the nets learned too little for their differences to mean anything. Train longer (a "
+                     "larger --scale, or the paper's recipe) before comparing.**\n")
+    return lines
 
 
 def figure_label(part: pd.DataFrame, recipe: str, scale: float, seeds: int) -> str:
@@ -163,10 +177,21 @@ def code_versions(runs: pd.DataFrame) -> str | None:
             f"variants may come from the code, not from the variants.{dirty}")
 
 
+def rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table's numbers as its page shows them, for its CSV: to 2 decimals (3.17, not 3.1700000000000017),
+    p-values to 3 significant digits (a p of 0.00026 is not 0.0)."""
+    frame = frame.copy()
+    for name in frame.columns:
+        if pd.api.types.is_float_dtype(frame[name]):
+            frame[name] = (frame[name].map(lambda value: float(f"{value:.3g}") if pd.notna(value) else value)
+                           if "p_value" in name else frame[name].round(2))
+    return frame
+
+
 def _write_page(page: Page, provenance: list[str], out_dir: Path) -> None:
     parts = [f"# {page.title}\n", *[f"{line}\n" for line in provenance]]
     for table in page.tables:
-        table.data.to_csv(out_dir / f"{table.name}.csv", index=False)
+        rounded(table.data).to_csv(out_dir / f"{table.name}.csv", index=False)
         parts += [f"## {table.title}\n", markdown_table(table.shown), f"CSV: [{table.name}.csv]({table.name}.csv)\n"]
     for caption, path in page.figures:
         parts += [f"![{caption}]({path.name})\n", f"_{caption}._\n"]

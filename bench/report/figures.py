@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -33,15 +34,33 @@ def _say_nothing(axis, text: str) -> None:
     axis.grid(False)
 
 
-def depth_colors(depths) -> dict:
-    """One colour per depth, the same in both panels. Qualitative (seaborn's colour-blind palette), not a
-    sequential one: five depths on viridis put 32, 44 and 56 in three blues a reader cannot tell apart."""
-    depths = sorted(depths)
-    return dict(zip(depths, sns.color_palette("colorblind", len(depths))))
+def spec_colors(specs) -> dict:
+    """One colour per spec for every figure of a report (the report passes the suite's specs in order), so that
+    `resnet32` is the same colour in Figure 6 as in the shortcut curves. Qualitative palettes (seaborn's
+    colour-blind one up to 10 specs, tab20 up to 20), not a sequential one: five depths on viridis put 32, 44
+    and 56 in three blues a reader cannot tell apart."""
+    specs = list(dict.fromkeys(specs))
+    palette = ("colorblind" if len(specs) <= 10 else "tab20" if len(specs) <= 20 else "husl")
+    return dict(zip(specs, sns.color_palette(palette, max(len(specs), 1))))
+
+
+def _colors(colors: dict | None, order) -> dict:
+    """The report's colours, with a colour of its own for any spec it did not name (a figure drawn alone)."""
+    colors = dict(colors or {})
+    missing = [spec for spec in order if spec not in colors]
+    if missing:
+        colors.update({spec: color for spec, color in spec_colors(list(colors) + missing).items() if spec in missing})
+    return colors
+
+
+def legend_columns(entries: int, most: int = 4) -> int:
+    """Columns for a legend under the axes in rows as even as they go: 5 entries as 3 + 2, not 4 + 1 alone."""
+    rows = max(1, math.ceil(entries / most))
+    return max(1, math.ceil(entries / rows))
 
 
 def training_curves(curves: pd.DataFrame, specs: dict[str, dict], path: Path, dataset: str = "CIFAR-10",
-                    evaluated: str = "test", label: str = "") -> Path:
+                    evaluated: str = "test", label: str = "", colors: dict | None = None) -> Path:
     """Figure 6 of the paper: per depth, training error dashed and test error bold, plain | ResNet panels.
     A panel without finished runs says so in words instead of drawing empty axes and an empty legend."""
     frame = curves.copy()
@@ -49,9 +68,9 @@ def training_curves(curves: pd.DataFrame, specs: dict[str, dict], path: Path, da
     frame["net"] = frame.spec.map(lambda spec: "plain" if specs.get(spec, {}).get("plain") else "ResNet")
     frame = frame.dropna(subset=["depth"])
     # Mean over seeds at each logged iteration.
-    frame = frame.groupby(["net", "depth", "iteration"], as_index=False)[["train/error", "test/error"]].mean()
+    frame = frame.groupby(["net", "depth", "spec", "iteration"], as_index=False)[["train/error", "test/error"]].mean()
     depths = sorted(frame.depth.unique())
-    palette = depth_colors(depths)
+    palette = _colors(colors, sorted(frame.spec.unique()))
     sns.set_theme(style="whitegrid", context="notebook")
     figure, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for axis, net in zip(axes, ("plain", "ResNet")):
@@ -61,18 +80,22 @@ def training_curves(curves: pd.DataFrame, specs: dict[str, dict], path: Path, da
             _say_nothing(axis, f"no finished {title} yet")
             axis.set_title(title)
             continue
+        drawn = 0
         for depth in depths:
-            lines = part[part.depth == depth].sort_values("iteration")
-            if lines.empty:
-                continue
-            name = f"{'plain' if net == 'plain' else 'ResNet'}-{int(depth)}"
-            axis.plot(lines.iteration, lines["train/error"], "--", color=palette[depth], linewidth=1)
-            tested = lines.dropna(subset=["test/error"])
-            axis.plot(tested.iteration, tested["test/error"], "-", color=palette[depth], linewidth=2.2, label=name)
+            for spec in sorted(part[part.depth == depth].spec.unique()):
+                lines = part[part.spec == spec].sort_values("iteration")
+                name = f"{'plain' if net == 'plain' else 'ResNet'}-{int(depth)}"
+                name += f" ({spec})" if part[part.depth == depth].spec.nunique() > 1 else ""
+                axis.plot(lines.iteration, lines["train/error"], "--", color=palette[spec], linewidth=1)
+                tested = lines.dropna(subset=["test/error"])
+                axis.plot(tested.iteration, tested["test/error"], "-", color=palette[spec], linewidth=2.2,
+                          label=name, gid=spec)
+                drawn += 1
         axis.set_title(title)
         axis.set_xlabel("iteration")
         # below the panel: error curves fill the upper corners, where a legend inside would hide them
-        axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize=8, frameon=False)
+        axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=legend_columns(drawn), fontsize=8,
+                    frameon=False)
     axes[0].set_ylabel("error (%)")
     figure.suptitle(f"Training error (dashed) and {evaluated} error (bold) on {dataset}", fontsize=11)
     _footer(figure, label)
@@ -97,21 +120,35 @@ def depth_vs_error(table: pd.DataFrame, path: Path, paper: pd.DataFrame | None =
         paper = reference("cifar10_depth")
         paper = paper[(paper.source == "He et al. 2015 Table 6")].assign(error=lambda f: f.test_error)
     paper = paper[paper.depth.isin(table.depth)]
+    ours = pd.concat([table[f"{column}_error_mean"] for column in ("plain", "resnet")]).dropna().astype(float)
+    # A short run's errors (tens of percent) and the paper's (6-9%) on one axis squeeze ours into a band: the
+    # paper's points get an axis of their own where the two differ by more than a factor of two.
+    apart = len(ours) and len(paper) and ours.min() > 2 * paper.error.max()
+    paper_axis = axis.twinx() if apart else axis
     for net, color in (("plain", "tab:red"), ("resnet", "black")):
         points = paper[paper.net == net] if "net" in paper else paper
         if len(points):
             name = paper_label if net == "resnet" or "net" not in paper else paper_label.replace("ResNet", "plain")
-            axis.plot(points.depth, points.error, "s--", color=color, label=name, markerfacecolor="white")
+            paper_axis.plot(points.depth, points.error, "s--", color=color, markerfacecolor="white",
+                            label=name + (" (right axis)" if apart else ""))
         if "net" not in paper:
             break
+    if apart:
+        paper_axis.set_ylabel(f"{ylabel}, paper (right axis)", color="dimgray")
+        paper_axis.grid(False)
+        handles = [handle for ax in (axis, paper_axis) for handle in ax.get_legend_handles_labels()[0]]
+        labels = [text for ax in (axis, paper_axis) for text in ax.get_legend_handles_labels()[1]]
     axis.set_xscale("log")
     axis.xaxis.set_minor_formatter(NullFormatter())  # only the depths themselves are labelled
     axis.set_xticks(sorted(table.depth.unique()))
     axis.set_xticklabels([str(int(depth)) for depth in sorted(table.depth.unique())])
     axis.set_xlabel("depth (layers)")
-    axis.set_ylabel(ylabel)
+    axis.set_ylabel(ylabel + (", ours (left axis)" if apart else ""))
     axis.set_title(title)
-    axis.legend(fontsize=8, loc="best")
+    if apart:
+        axis.legend(handles, labels, fontsize=8, loc="best")
+    else:
+        axis.legend(fontsize=8, loc="best")
     _footer(figure, label)
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -119,7 +156,7 @@ def depth_vs_error(table: pd.DataFrame, path: Path, paper: pd.DataFrame | None =
 
 
 def comparison_curves(curves: pd.DataFrame, panels: dict[str, list[str]], path: Path, dataset: str,
-                      label: str = "") -> Path:
+                      label: str = "", colors: dict | None = None) -> Path:
     """Per spec: training error dashed, test error bold (mean over seeds) with a ± std band over seeds; one
     panel per group of specs that compare with each other (`panels`: title -> specs, e.g. one per depth). A
     spec without finished runs is named in its panel, not drawn."""
@@ -127,14 +164,14 @@ def comparison_curves(curves: pd.DataFrame, panels: dict[str, list[str]], path: 
     figure, axes = plt.subplots(1, len(panels), figsize=(max(8.0, 5.5 * len(panels)), 5.2), sharey=True,
                                 squeeze=False)
     for axis, (title, order) in zip(axes[0], panels.items()):
-        palette = dict(zip(order, sns.color_palette("colorblind", len(order))))
+        palette = _colors(colors, order)
         drawn = [spec for spec in order if not curves[curves.spec == spec].empty]
         for spec in drawn:
             part = curves[curves.spec == spec]
             train = part.groupby("iteration")["train/error"].mean()
             axis.plot(train.index, train.values, "--", color=palette[spec], linewidth=1)
             tested = part.dropna(subset=["test/error"]).groupby("iteration")["test/error"].agg(["mean", "std"])
-            axis.plot(tested.index, tested["mean"], "-", color=palette[spec], linewidth=2.2, label=spec)
+            axis.plot(tested.index, tested["mean"], "-", color=palette[spec], linewidth=2.2, label=spec, gid=spec)
             axis.fill_between(tested.index, tested["mean"] - tested["std"].fillna(0),
                               tested["mean"] + tested["std"].fillna(0), color=palette[spec], alpha=0.18, linewidth=0)
         missing = [spec for spec in order if spec not in drawn]
@@ -142,8 +179,8 @@ def comparison_curves(curves: pd.DataFrame, panels: dict[str, list[str]], path: 
             _say_nothing(axis, "no finished runs yet:\n" + "\n".join(missing))
         else:
             axis.set_xlabel("iteration")
-            axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(2, len(drawn)), fontsize=9,
-                        frameon=False)
+            axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=legend_columns(len(drawn), 2),
+                        fontsize=9, frameon=False)
         # the title line, not the plot area, says what is not drawn: text inside would cover curves
         heading = [title] if len(panels) > 1 else []
         if missing and drawn:
@@ -159,15 +196,16 @@ def comparison_curves(curves: pd.DataFrame, panels: dict[str, list[str]], path: 
 
 
 def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path, dataset: str,
-                    label: str = "") -> Path:
+                    label: str = "", colors: dict | None = None) -> Path:
     """Final test error per spec: the mean (diamond), its 95% confidence interval (whiskers) and every seed
     (dots), on an axis zoomed to the data. Not bars from zero: differences of tenths of a point at errors of
     tens of percent would not show."""
     sns.set_theme(style="whitegrid", context="notebook")
     specs = list(errors)
     figure, axis = plt.subplots(figsize=(max(6.0, 1.3 * len(specs) + 2.0), 4.8))
-    colors = sns.color_palette("colorblind", len(specs))
-    for position, (spec, color) in enumerate(zip(specs, colors)):
+    palette = _colors(colors, specs)
+    for position, spec in enumerate(specs):
+        color = palette[spec]
         estimate = estimates[spec]
         if not estimate.n:
             axis.annotate("no finished\nrun", (position, 0.5), xycoords=("data", "axes fraction"), ha="center",
@@ -177,7 +215,7 @@ def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path,
             axis.errorbar(position, estimate.mean, yerr=[[estimate.mean - estimate.low], [estimate.high - estimate.mean]],
                           color=color, capsize=8, linewidth=2)
         axis.scatter([position] * len(errors[spec]), errors[spec], color="black", s=16, zorder=3, alpha=0.7)
-        axis.scatter([position], [estimate.mean], color=color, marker="D", s=60, zorder=4, edgecolor="black")
+        axis.scatter([position], [estimate.mean], color=color, marker="D", s=60, zorder=4, edgecolor="black", gid=spec)
     axis.set_xticks(range(len(specs)))
     axis.set_xticklabels(specs, rotation=15, ha="right", fontsize=9)
     axis.set_xlim(-0.6, len(specs) - 0.4)

@@ -96,8 +96,9 @@ def baselines(experiment, specs: dict[str, dict]) -> dict[str, str]:
     return rule.pairs([spec for spec in experiment.runs + experiment.expensive if spec in specs], specs)
 
 
-def comparison_table(experiment, summary: pd.DataFrame) -> tuple[Table | None, list[str]]:
-    """Per compared spec: its seeds' estimate and its difference from its baseline, with the verdict."""
+def comparison_table(experiment, summary: pd.DataFrame, num_classes: int = 10) -> tuple[Table | None, list[str]]:
+    """Per compared spec: its seeds' estimate and its difference from its baseline, with the verdict; where both
+    ended near chance level (stats.near_chance), the verdict says so instead of printing a difference."""
     specs = pages.by_spec(summary)
     pairs = baselines(experiment, specs)
     if not pairs:
@@ -112,6 +113,8 @@ def comparison_table(experiment, summary: pd.DataFrame) -> tuple[Table | None, l
         else:
             difference = stats.difference(mine, theirs)
             verdict = difference.verdict
+            if stats.near_chance(own.mean, num_classes) and stats.near_chance(base.mean, num_classes):
+                verdict = chance_verdict((own.mean, base.mean), num_classes)
         rows.append({"spec": spec, "baseline": baseline, "n": own.n, "test_error_mean": own.mean if own.n else None,
                      "test_error_std": own.std, "ci_low": own.low, "ci_high": own.high, "baseline_n": base.n,
                      "baseline_error_mean": base.mean if base.n else None,
@@ -124,6 +127,12 @@ def comparison_table(experiment, summary: pd.DataFrame) -> tuple[Table | None, l
     return Table(f"{experiment.key}_statistics", "Differences from the baseline: 95% confidence intervals and "
                  "Welch's t-test (difference = baseline − variant error; positive is better)",
                  pd.DataFrame(rows), pd.DataFrame(shown)), notes
+
+
+def chance_verdict(errors, num_classes: int) -> str:
+    shown = " and ".join(f"{error:.2f}%" for error in errors)
+    return (f"not compared: both near chance level ({shown}; guessing is {stats.chance_error(num_classes):.0f}% on "
+            f"{num_classes} classes): the runs learned too little for a difference to mean anything; train longer")
 
 
 def _estimate_cell(estimate: stats.Estimate) -> str:

@@ -30,6 +30,7 @@ class ReportContext:
     one_size: bool = True  # the dataset's images come at one size (CIFAR): pages name the dataset alone
     num_classes: int = 10
     label: str = ""  # how the runs were produced (recipe, scale, seeds, device), printed under every figure
+    colors: dict | None = None  # spec -> colour, one for every figure of the report (figures.spec_colors)
 
     @property
     def where(self) -> str:
@@ -73,6 +74,16 @@ def _fmt(value, digits: int = 2, suffix: str = "") -> str:
 
 # ---- depth vs error (Table 6, Figure 6) ----------------------------------------------------------------
 
+def residual_gain(plain_error, resnet_error, num_classes: int) -> tuple[float | None, str]:
+    """Plain minus ResNet error, and its cell: empty without both, and no number where both nets ended near
+    chance level (a difference of guesses is not a result)."""
+    if plain_error is None or resnet_error is None or pd.isna(plain_error) or pd.isna(resnet_error):
+        return None, ""
+    if stats.near_chance(plain_error, num_classes) and stats.near_chance(resnet_error, num_classes):
+        return None, "none: both near chance"
+    return plain_error - resnet_error, _fmt(plain_error - resnet_error)
+
+
 def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir: Path,
                context: ReportContext = ReportContext()) -> Page:
     page = Page(experiment.key, experiment.title)
@@ -92,7 +103,7 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
 
         resnet_mean = residual["test_error_mean"] if residual else None
         plain_mean = plain["test_error_mean"] if plain else None
-        gain = plain_mean - resnet_mean if resnet_mean is not None and plain_mean is not None else None
+        gain, gain_cell = residual_gain(plain_mean, resnet_mean, context.num_classes)
         any_row = residual or plain
         paper_params = published.loc["He et al. 2015 Table 6", "params"] if "He et al. 2015 Table 6" in published.index else None
         rows.append({
@@ -115,7 +126,7 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
                 if ref("He et al. 2015 Table 6", "test_error_std") is not None else ""),
             "akamaster (option A, 200 ep.)": _fmt(ref("akamaster/pytorch_resnet_cifar10")),
             "chenyaofo (proj., cosine)": _fmt(ref("chenyaofo/pytorch-cifar-models")),
-            "residual gain (plain − ResNet, points)": _fmt(gain),
+            "residual gain (plain − ResNet, points)": gain_cell,
         })
     if not rows:
         page.notes.append("No CIFAR nets are planned in this experiment (expensive runs need --expensive).")
@@ -129,7 +140,7 @@ def depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame, out_dir:
     )
     if len(curves):
         path = figures.training_curves(curves, specs, out_dir / "figure6_curves.png", context.where,
-                                       label=context.label)
+                                       label=context.label, colors=context.colors)
         page.figures.append(("Figure 6 analog: training error (dashed) and test error (bold) against "
                              "iterations; plain nets left, ResNets right", path))
     path = figures.depth_vs_error(pd.DataFrame(rows), out_dir / "depth_vs_error.png", label=context.label)
@@ -164,8 +175,8 @@ def _variant_rows(experiment, specs: dict[str, dict], page_axes: tuple[str, ...]
 
 LOAD_NOTE = ("Training img/s is measured while the run trained: it depends on the device and on what else the "
              "machine ran at the time (other runs of the suite with --jobs, other programs), so it ranks variants "
-             "only when they trained alone on an idle machine. Under load one suite measured `resnet32` at 107 img/s "
-             "and `resnet32(shortcut=B)` at 16; idle, 603 and 571. For speed, use `python -m bench perf SPEC` on an idle "
+             "only when they trained alone on an idle machine; a run that shared the machine can read several times "
+             "slower than its twin that did not. For speed, use `python -m bench perf SPEC` on an idle "
              "machine: it times the suite's path against a standard PyTorch baseline in the same run.")
 
 
@@ -211,7 +222,7 @@ def add_comparison_figures(page: Page, experiment, specs: dict[str, dict], curve
                              figures.comparison_curves(curves, {"": order} if one_panel
                                                        else comparison_panels(order, specs),
                                                        out_dir / f"{experiment.key}_curves.png", context.where,
-                                                       label=context.label)))
+                                                       label=context.label, colors=context.colors)))
     else:
         page.notes.append("No finished runs yet: the curves appear when one finishes.")
     estimates = {spec: stats.estimate(specs[spec]["test_errors"]) for spec in order}
@@ -220,7 +231,7 @@ def add_comparison_figures(page: Page, experiment, specs: dict[str, dict], curve
                              "and each seed as a dot",
                              figures.error_intervals({spec: specs[spec]["test_errors"] for spec in order}, estimates,
                                                      out_dir / f"{experiment.key}_errors.png", context.where,
-                                                     label=context.label)))
+                                                     label=context.label, colors=context.colors)))
 
 
 def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
@@ -379,7 +390,7 @@ def imagenet_depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame,
         paper_plain, _ = published("plain")
         paper_resnet, source = published("resnet")
         ours = {net: row["test_error_mean"] if row else None for net, row in (("plain", plain), ("resnet", residual))}
-        gain = ours["plain"] - ours["resnet"] if None not in ours.values() else None
+        gain, gain_cell = residual_gain(ours["plain"], ours["resnet"], context.num_classes)
         any_row = residual or plain
         rows.append({
             "depth": depth, "resnet_spec": residual["spec"] if residual else None,
@@ -395,7 +406,7 @@ def imagenet_depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame,
             "plain top-1 err. % (paper)": _fmt(paper_plain),
             "ResNet top-1 err. % (paper)": _fmt(paper_resnet) + (f" ({source.split()[-2]} {source.split()[-1]})"
                                                                if source else ""),
-            "residual gain (plain − ResNet, points)": _fmt(gain),
+            "residual gain (plain − ResNet, points)": gain_cell,
         })
     if not rows:
         page.notes.append("No ImageNet-family nets are planned in this experiment.")
@@ -411,7 +422,7 @@ def imagenet_depth_page(experiment, summary: pd.DataFrame, curves: pd.DataFrame,
     )
     if len(curves):
         path = figures.training_curves(curves, specs, out_dir / "imagenet_depth_curves.png", context.where,
-                                       evaluated="val", label=context.label)
+                                       evaluated="val", label=context.label, colors=context.colors)
         page.figures.append(("Table 2's figure (Figure 4) analog: training error (dashed) and validation error "
                              "(bold) against iterations; plain nets left, ResNets right", path))
     table = pd.DataFrame(rows)
