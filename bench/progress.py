@@ -46,8 +46,11 @@ class Progress:
             self.lines = True
 
     def step(self, iteration: int) -> None:
-        """After each training step: a line when LINE_EVERY has passed since the last one."""
-        if self.lines and time.monotonic() - self.last_line >= LINE_EVERY:
+        """After each training step: the bar moves (tqdm redraws at most 10 times a second), or a line when
+        LINE_EVERY has passed since the last one."""
+        if self.bar is not None:
+            self.bar.update(iteration - self.bar.n)
+        elif self.lines and time.monotonic() - self.last_line >= LINE_EVERY:
             self.line(iteration)
 
     def logged(self, iteration: int, loss: float, error: float, lr: float) -> None:

@@ -148,8 +148,8 @@ def test_runs_near_chance_level_are_not_compared():
     assert stats.near_chance(99.0, 1000) and not stats.near_chance(94.0, 1000)
     table, _ = comparison({"plain20": [90.1, 89.2], "plain56": [89.9, 91.0], "resnet20": [60.0, 61.0]})
     assert list(table.data.verdict[:1]) == [
-        "not compared: both near chance level (90.45% and 89.65%; guessing is 90% on 10 classes): the runs "
-        "learned too little for a difference to mean anything; train longer"]
+        "not compared: both near chance level (90.45% and 89.65%; guessing is 90% on 10 classes; n=2 vs 2): the "
+        "runs learned too little for a difference to mean anything; train longer"]
     assert table.data.verdict[1].startswith("better by")  # resnet20 learned: its difference stands
     # the depth pages' residual gain, and the banner of a page whose every run guessed
     from bench.report import banner, pages

@@ -145,8 +145,9 @@ def depth_vs_error(table: pd.DataFrame, path: Path, paper: pd.DataFrame | None =
     axis.set_xlabel("depth (layers)")
     axis.set_ylabel(ylabel + (", ours (left axis)" if apart else ""))
     axis.set_title(title)
-    if apart:
-        axis.legend(handles, labels, fontsize=8, loc="best")
+    if apart:  # under the axes: inside, the two axes' lines have no free corner in common
+        axis.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                    ncol=legend_columns(len(labels), 2), frameon=False)
     else:
         axis.legend(fontsize=8, loc="best")
     _footer(figure, label)

@@ -114,7 +114,7 @@ def comparison_table(experiment, summary: pd.DataFrame, num_classes: int = 10) -
             difference = stats.difference(mine, theirs)
             verdict = difference.verdict
             if stats.near_chance(own.mean, num_classes) and stats.near_chance(base.mean, num_classes):
-                verdict = chance_verdict((own.mean, base.mean), num_classes)
+                verdict = chance_verdict((own.mean, base.mean), num_classes, (own.n, base.n))
         rows.append({"spec": spec, "baseline": baseline, "n": own.n, "test_error_mean": own.mean if own.n else None,
                      "test_error_std": own.std, "ci_low": own.low, "ci_high": own.high, "baseline_n": base.n,
                      "baseline_error_mean": base.mean if base.n else None,
@@ -129,10 +129,11 @@ def comparison_table(experiment, summary: pd.DataFrame, num_classes: int = 10) -
                  pd.DataFrame(rows), pd.DataFrame(shown)), notes
 
 
-def chance_verdict(errors, num_classes: int) -> str:
+def chance_verdict(errors, num_classes: int, counts) -> str:
     shown = " and ".join(f"{error:.2f}%" for error in errors)
     return (f"not compared: both near chance level ({shown}; guessing is {stats.chance_error(num_classes):.0f}% on "
-            f"{num_classes} classes): the runs learned too little for a difference to mean anything; train longer")
+            f"{num_classes} classes; n={counts[0]} vs {counts[1]}): the runs learned too little for a difference to "
+            f"mean anything; train longer")
 
 
 def _estimate_cell(estimate: stats.Estimate) -> str:
