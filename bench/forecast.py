@@ -63,9 +63,6 @@ def timed_speed(build: Callable[[], nn.Module], image_size: int, num_classes: in
         step()
     _sync(device)
     seconds = time.perf_counter() - started
-    del twin, optimizer
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return Speed(steps * batch / seconds, f"{steps} timed step{'s' if steps > 1 else ''} of {name} on {device}")
 
 
