@@ -492,6 +492,7 @@ class Trainer:
             record.reset_metrics()
         self.warming_up = self.warmup_end is None and self.warmup.applies_to(getattr(run.trained, "depth", 0))
         self.status, self.row = "running", {}
+        self.segment_start: float | None = None  # while training between log points: when the segment began
 
     def fit(self) -> str:
         """Train to the end of the plan; returns the final status: finished, or diverged."""
@@ -548,6 +549,7 @@ class Trainer:
         train_loss, train_error = self.path.totals()
         segment_seconds = time.perf_counter() - self.segment_start
         self.train_seconds += segment_seconds
+        self.segment_start = None  # evaluation and checkpoints are not training time
         final = self.iteration == self.plan.iterations
         row = {"iteration": self.iteration, "epoch": self.iteration / self.loader.steps_per_epoch, "lr": lr,
                "train/loss": train_loss, "train/error": train_error, "throughput/train_img_s": seen / segment_seconds}
@@ -566,9 +568,10 @@ class Trainer:
         progress.logged(self.iteration, train_loss, train_error, lr)
         if self.iteration % self.cadence.checkpoint_every == 0 and not final:
             self.save_checkpoint()
-        self.segment_start = time.perf_counter()
         if final:
             self.status = "finished"
+        else:
+            self.segment_start = time.perf_counter()
 
     def evaluate(self, row: dict, final: bool) -> None:
         """Test (and validation) loss and error into `row`: the whole split at the end, a fixed part before."""
@@ -599,10 +602,17 @@ class Trainer:
             "seed": self.run.seed, "iterations": self.iteration, "iterations_planned": self.plan.iterations,
             "checkpoint_iteration": self.checkpoint_iteration,
             "warmup_end": self.warmup_end, "params": self.cost.params, "macs": self.cost.macs,
-            "train_seconds": round(self.train_seconds, 3),
+            "train_seconds": round(self.trained_seconds(), 3),
             "wall_seconds": round(self.wall_before + time.perf_counter() - self.started, 3),
             "updated_at": _now(), "wandb_id": self.tracker.wandb_id, **fields,
         }
+
+    def trained_seconds(self) -> float:
+        """Training time so far, the open segment included: a run stopped between log points (minutes apart
+        under torchrun) records the time it trained, not the time up to its last log point."""
+        if self.segment_start is None:
+            return self.train_seconds
+        return self.train_seconds + time.perf_counter() - self.segment_start
 
     def results(self) -> dict:
         """What a finished run adds to its summary: the final errors, the speed and the peak memory."""

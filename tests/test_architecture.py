@@ -80,9 +80,8 @@ class ToyBlock(nn.Module):
         self.shortcut = layers.builder(layers.SHORTCUTS, "shortcut", config.shortcut)(config.in_channels, out,
                                                                                      config.stride)
 
-    @property
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn.weight)
 
     def forward(self, x):
         out = self.bn(self.conv(x))

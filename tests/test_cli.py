@@ -55,7 +55,7 @@ def test_cli_process_exit_status_and_no_traceback():
     done = subprocess.run([sys.executable, "-m", "bench", "measure", "resnet34(shortcut=E)"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr == "error: shortcut=E is not allowed; choose one of: A, B, C, D, none\n"
+    assert done.stderr == "error: shortcut=E is not allowed; choose one of: A, B, C, D, none, scaled, exclusive_gate, shortcut_gate, dropout\n"
     assert done.stdout == ""
 
 

@@ -108,7 +108,7 @@ def test_kaiming_fan_out_init_and_optional_zero_init():
     assert all(block.bn2.weight.eq(1).all() for block in model.layer1)
 
     zeroed = variants.create("resnet20(zero_init=true)", num_classes=10).eval()
-    assert all(block.last_bn.weight.eq(0).all() for stage in zeroed.stage_names for block in getattr(zeroed, stage))
+    assert all(block.bn(block.depth).weight.eq(0).all() for stage in zeroed.stage_names for block in getattr(zeroed, stage))
     block = zeroed.layer1[0]
     x = torch.randn(2, 16, 32, 32)
     with torch.no_grad():  # with gamma = 0 the residual branch is silent: the block is relu(shortcut)
@@ -133,7 +133,7 @@ def allow_in_spec_only(monkeypatch, axis_name: str, extra) -> None:
     [
         ("stem", "9x9", "resnet18(stem=9x9)", "7x7, deep"),
         ("stem", "5x5", "resnet20(stem=5x5)", "3x3, deep"),
-        ("shortcut", "E", "resnet20(shortcut=E)", "A, B, C, D, none"),
+        ("shortcut", "E", "resnet20(shortcut=E)", "A, B, C, D, none, scaled, exclusive_gate, shortcut_gate, dropout"),
         ("stride_in", "2x2", "resnet50(stride_in=2x2)", "1x1, 3x3"),
         ("block", "wide", "imagenet(blocks=1-1-1-1,block=wide)", "basic, bottleneck"),
     ],

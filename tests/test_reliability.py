@@ -266,6 +266,8 @@ def test_sigterm_to_bench_train_records_interrupted_and_exits_143(tmp_path, tiny
         "interrupted: the run resumes from its last checkpoint when the same command is run again")
     record = the_run(tmp_path / "results")
     assert record.status() == "interrupted" and record.load_checkpoint()["iteration"] == 20
+    # the 5 steps after the last log point count as training time (under torchrun log points are minutes apart)
+    assert record.summary()["train_seconds"] > round(record.load_checkpoint()["train_seconds"], 3)
     assert signal.getsignal(signum) == before  # the command's handler is its own, put back when it ends
     monkeypatch.undo()
     assert main(argv) == 0 and record.status() == "finished"

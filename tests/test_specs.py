@@ -77,13 +77,15 @@ def test_available_filters_presets():
         ("resnet20(shortcat=A)", "unknown axis 'shortcat' (did you mean shortcut?); allowed: depth, blocks, block, "
                                  "stride_in, stem, shortcut, zero_init, se"),
         ("resnet20(se=yes)", "se=yes is not allowed; choose one of: true, false"),
-        ("resnet20(shortcut=E)", "shortcut=E is not allowed; choose one of: A, B, C, D, none"),
+        ("resnet20(shortcut=E)", "shortcut=E is not allowed; choose one of: A, B, C, D, none, scaled, exclusive_gate, shortcut_gate, dropout"),
         ("resnet20(stem=7x7)", "stem=7x7 is not allowed; choose one of: 3x3, deep"),
         ("resnet20(depth=21)", "depth=21 is not a CIFAR ResNet depth: it must be 6n+2"),
         ("cifar(depth=twenty)", "depth=twenty is not allowed: expected whole numbers"),
         ("imagenet(depth=42)", "depth=42 is not an ImageNet depth of Table 1"),
         ("resnet18(stride_in=1x1)", "stride_in=1x1 is not allowed with basic blocks"),
-        ("resnet20(block=bottleneck)", "block=bottleneck is not allowed for the cifar family"),
+        ("resnet20(groups=32)", "groups=32 is not allowed with basic blocks: only bottleneck blocks have an inner "
+                                "3x3 that groups= and base_width= shape (ResNeXt, wide ResNets), e.g. "
+                                "resnet50b(groups=32,base_width=4)"),
         ("resnet50(blocks=3-4-6)", "blocks=3-4-6 has 3 stages; the imagenet family has 4"),
         ("resnet50(zero_init=yes)", "zero_init=yes is not allowed; choose one of: true, false"),
         ("resnet50(shortcut=A,shortcut=B)", "shortcut is given twice"),
@@ -120,15 +122,17 @@ def test_spec_validates_on_construction():
 
 def test_axes_are_declared_once_on_the_spec():
     names = [axis.name for axis in Spec.axes()]
-    assert names == ["family", "block", "layers", "stride_in", "stem", "shortcut", "zero_init", "se",
-                     "depth", "tweak", "plain"]
-    assert [axis.name for axis in Spec.option_axes()] == ["stride_in", "stem", "shortcut", "zero_init", "se"]
+    assert names == ["family", "block", "layers", "stride_in", "stem", "shortcut", "zero_init", "se", "unit",
+                     "groups", "base_width", "widen", "dropout", "gate_bias", "depth", "tweak", "plain"]
+    assert [axis.name for axis in Spec.option_axes()] == ["stride_in", "stem", "shortcut", "zero_init", "se", "unit",
+                                                          "groups", "base_width", "widen", "dropout", "gate_bias"]
     spec = variants.parse("resnet50d(se=true)")
     assert spec.axis_values() == {"family": "imagenet", "block": "bottleneck", "layers": [3, 4, 6, 3],
                                   "stride_in": "3x3", "stem": "deep", "shortcut": "D", "zero_init": False,
-                                  "se": True, "depth": 50, "tweak": "D", "plain": False}
-    assert spec.tags() == ["family:imagenet", "block:bottleneck", "stem:deep", "shortcut:D", "se:true", "depth:50",
-                           "tweak:D"]
+                                  "se": True, "unit": "original", "groups": 1, "base_width": 64, "widen": 1,
+                                  "dropout": 0.0, "gate_bias": 0.0, "depth": 50, "tweak": "D", "plain": False}
+    assert spec.tags() == ["family:imagenet", "block:bottleneck", "stem:deep", "shortcut:D", "se:true",
+                           "unit:original", "depth:50", "tweak:D"]
     assert variants.parse("resnet20").axis_values()["tweak"] == "none"
 
 

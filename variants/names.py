@@ -2,13 +2,15 @@
 
 Grammar: ``NAME`` or ``NAME(key=value,...)``, where NAME is a preset (``resnet50d``), a family
 (``cifar``, ``imagenet``: they need ``depth=`` or ``blocks=``), or ``timm/MODEL`` for a timm model. The
-keys are ``depth=N`` (cifar: 6n+2; imagenet: one of Table 1's 18/34/50/101/152), ``blocks=a-b-c[-d]``
-(blocks per stage) and the `Spec` axes declared in `variants.spec` (block, stride_in, stem, shortcut,
-zero_init, se), each with the values its builder registry has.
+keys are ``depth=N`` (cifar: 6n+2, or 9n+2 with block=bottleneck; imagenet: one of Table 1's
+18/34/50/101/152), ``blocks=a-b-c[-d]`` (blocks per stage) and the `Spec` axes declared in `variants.spec`
+(block, stride_in, stem, shortcut, zero_init, se, unit, groups, base_width, widen, dropout, gate_bias), each
+with the values its builder registry or its rule allows.
 
 Parsing is strict (unknown names and keys, repeated keys and bad values are errors that say what is
 allowed), and every spec has one canonical string: the closest preset plus the axes that differ from it,
-so ``resnet50(stride_in=3x3,stem=deep,shortcut=D)`` and ``resnet50d`` are recognised as the same net.
+so ``resnet50(stride_in=3x3,stem=deep,shortcut=D)`` and ``resnet50d`` are recognised as the same net (and a
+family form, ``cifar(depth=38)``, where no preset of the same blocks is nearer).
 """
 
 from __future__ import annotations
@@ -66,14 +68,19 @@ def canonical(spec: Spec | TimmSpec) -> str:
     same_shape = [
         p for p in PRESETS.values() if (p.spec.family, p.spec.block, p.spec.layers) == (spec.family, spec.block, spec.layers)
     ]
+    base = replace(_family_default(spec.family), block=spec.block, layers=spec.layers,
+                   stride_in=spec.kind.default_stride_in)
+    family_form = _style_diff(base, spec)
+    nearest = None
     if same_shape:
         # min() keeps the first of equals, so the base net wins ties over its tweaked relatives.
         nearest = min(same_shape, key=lambda p: len(_style_diff(p.spec, spec)))
+    # A preset names the spec unless the family's own defaults are nearer: cifar(depth=38) is not
+    # wrn40_4(shortcut=A,unit=original,widen=1), although the two have the same blocks.
+    if nearest is not None and len(_style_diff(nearest.spec, spec)) <= len(family_form):
         name, options = nearest.name, _style_diff(nearest.spec, spec)
     else:
-        base = replace(_family_default(spec.family), block=spec.block, layers=spec.layers,
-                       stride_in=spec.kind.default_stride_in)
-        name, options = spec.family, _structure_options(spec) + _style_diff(base, spec)
+        name, options = spec.family, _structure_options(spec) + family_form
     if not options:
         return name
     return f"{name}({','.join(f'{key}={value}' for key, value in options)})"

@@ -14,7 +14,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from .layers import ATTENTION, BLOCKS, BlockConfig, builder, make_stem
+from .layers import ATTENTION, BLOCKS, UNITS, BlockConfig, builder, make_stem
 from .spec import SE_REDUCTION, Spec, SpecError
 
 
@@ -24,11 +24,13 @@ class ResNet(nn.Module):
         if num_classes < 1:
             raise SpecError(f"num_classes={num_classes} is not allowed: it must be at least 1")
         self.spec = spec
-        self.stem, channels = make_stem(spec.family, spec.stem)
+        unit = builder(UNITS, "unit", spec.unit)
+        self.stem, channels = make_stem(spec.family, spec.stem, norm=unit.stem_norm)
         kind = builder(BLOCKS, "block", spec.block)
         # What every block of this net shares; each block adds its own channels, width and stride.
         shared = BlockConfig(in_channels=0, width=0, shortcut=spec.shortcut, stride_in=spec.stride_in,
-                             attn_layer=self.attention(spec))
+                             attn_layer=self.attention(spec), unit=spec.unit, groups=spec.groups,
+                             base_width=spec.base_width, dropout=spec.dropout, gate_bias=spec.gate_bias)
         self.stage_names: list[str] = []
         for index, (blocks, width) in enumerate(zip(spec.layers, spec.widths)):
             # The first stage keeps the stem's resolution; each later one halves it in its first block.
@@ -41,8 +43,14 @@ class ResNet(nn.Module):
             name = f"layer{index + 1}"
             self.add_module(name, nn.Sequential(*stage))
             self.stage_names.append(name)
-        # Blocks that end before their norm (pre-activation) leave the last one to the net, before the pool.
-        self.final_norm = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True)) if kind.final_norm else None
+        # Units that end before their norm or ReLU (pre-activation) leave the last ones to the net, before the
+        # pool: Identity Mappings' "extra BN and ReLU after the final addition".
+        if kind.final_norm or unit.final == "bn_relu":
+            self.final_norm = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+        elif unit.final == "relu":
+            self.final_norm = nn.Sequential(nn.ReLU(inplace=True))
+        else:
+            self.final_norm = None
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
         self.num_features = channels
@@ -65,7 +73,7 @@ class ResNet(nn.Module):
         if zero_init:
             for module in self.modules():
                 if isinstance(module, tuple(kind.module for kind in BLOCKS.values())):
-                    nn.init.zeros_(module.last_bn.weight)
+                    module.zero_init_last()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

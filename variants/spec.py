@@ -48,7 +48,12 @@ SHORTCUT_MEANING = {
     "C": "shortcut option C: 1x1 projection + BN on every block",
     "D": "ResNet-D avg-pool shortcut: 2x2 avg-pool then 1x1 projection + BN where the shape changes",
     "none": "no shortcuts (plain net)",
+    "scaled": "constant scaling: 0.5 x the identity + 0.5 x the residual (Identity Mappings Table 1)",
+    "exclusive_gate": "exclusive gating: (1 - g) x the identity + g x the residual, g = sigmoid(1x1 conv + gate_bias)",
+    "shortcut_gate": "shortcut-only gating: (1 - g) x the identity + the residual, g = sigmoid(1x1 conv + gate_bias)",
+    "dropout": "dropout shortcut: dropout 0.5 on the identity (Identity Mappings Table 1)",
 }
+WIDENED_FAMILIES = ("cifar",)  # the families whose stage widths `widen` multiplies (Wide ResNets' k)
 
 
 class SpecError(ValueError):
@@ -77,12 +82,16 @@ class Axis:
     tag: bool = False
     flag: bool = False
     describe: Callable[[Any], str | None] = lambda value: None
+    convert: Callable[[str], Any] | None = None  # a number axis: its value from the text, or a SpecError
+    rule: Callable[["Spec"], str | None] | None = None  # a number axis: what is wrong with its value, or None
 
     def choices(self, spec: "Spec") -> tuple:
         return (True, False) if self.flag else self.values(spec)
 
     def parse(self, text: str):
         """The value `text` names in a spec string; choices are checked by the Spec as a whole."""
+        if self.convert is not None:
+            return self.convert(self.name, text)
         if not self.flag:
             return text
         if text not in FLAG_WORDS:
@@ -95,9 +104,17 @@ class Axis:
             return str(value).lower()
         if isinstance(value, tuple):
             return "-".join(map(str, value))
+        if isinstance(value, float):
+            return f"{value:g}"
         return "none" if value in (None, "") else str(value)
 
     def check(self, spec: "Spec") -> None:
+        if self.rule is not None:
+            wrong = self.rule(spec)
+            if wrong:
+                raise SpecError(wrong)
+        if self.values is None and not self.flag:
+            return
         value = getattr(spec, self.name)
         allowed = self.choices(spec)
         if value not in allowed or (self.flag and not isinstance(value, bool)):
@@ -139,6 +156,70 @@ def cifar_depth_to_n(depth: int, block: str = "basic") -> int:
     return (depth - 2) // step
 
 
+def whole_number(name: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise SpecError(f"{name}={text} is not allowed: expected a whole number of at least 1")
+    return int(text)
+
+
+def decimal_number(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SpecError(f"{name}={text} is not allowed: expected a number, e.g. {name}=0.3") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise SpecError(f"{name}={text} is not allowed: expected a finite number")
+    return value
+
+
+def _inner_width_rule(name: str, default: int):
+    """groups= and base_width=: whole numbers, for blocks with an inner width (the bottleneck's grouped 3x3)."""
+    def rule(spec: "Spec") -> str | None:
+        value = getattr(spec, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return f"{name}={value} is not allowed: expected a whole number of at least 1"
+        kind = parts.BLOCKS.get(spec.block)
+        if value != default and kind is not None and not kind.inner_width:
+            having = [block for block, other in parts.BLOCKS.items() if other.inner_width]
+            return (f"{name}={value} is not allowed with {spec.block} blocks: only {' or '.join(having)} blocks have "
+                    f"an inner 3x3 that groups= and base_width= shape (ResNeXt, wide ResNets), e.g. "
+                    f"resnet50b(groups=32,base_width=4)")
+        return None
+    return rule
+
+
+def _widen_rule(spec: "Spec") -> str | None:
+    if not isinstance(spec.widen, int) or isinstance(spec.widen, bool) or spec.widen < 1:
+        return f"widen={spec.widen} is not allowed: expected a whole number of at least 1"
+    if spec.widen != 1 and spec.family not in WIDENED_FAMILIES:
+        return (f"widen={spec.widen} is not allowed for the {spec.family} family: it multiplies the "
+                f"{' and '.join(WIDENED_FAMILIES)} nets' stage widths (WRN-d-k); an ImageNet net is widened by "
+                f"base_width= (wide_resnet50_2 is resnet50b(base_width=128))")
+    return None
+
+
+def _dropout_rule(spec: "Spec") -> str | None:
+    if not isinstance(spec.dropout, (int, float)) or not 0 <= spec.dropout < 1:
+        shown = f"{spec.dropout:g}" if isinstance(spec.dropout, (int, float)) else spec.dropout
+        return f"dropout={shown} is not allowed: a probability from 0 up to (not including) 1, e.g. dropout=0.3"
+    return None
+
+
+def _gate_bias_rule(spec: "Spec") -> str | None:
+    if spec.gate_bias and spec.shortcut not in parts.GATED_SHORTCUTS:
+        return (f"gate_bias={spec.gate_bias:g} is not allowed with shortcut={spec.shortcut}: only "
+                f"the gated shortcuts ({', '.join(parts.GATED_SHORTCUTS)}) have a gate")
+    return None
+
+
+def _unit_rule(spec: "Spec") -> str | None:
+    unit = parts.UNITS.get(spec.unit)
+    if unit is not None and spec.zero_init and not unit.zero_init:
+        return (f"zero_init=true is not allowed with unit={spec.unit}: its last BN follows the addition, so at "
+                f"gamma = 0 the unit outputs zeros, not its shortcut")
+    return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Spec:
     # Field order is the order of the canonical string's options (stride_in, stem, shortcut, zero_init, se):
@@ -172,6 +253,34 @@ class Spec:
     se: bool = axis_field(name="se", title="SE", default=False, flag=True, tag=True,
                     meaning=f"squeeze-and-excitation after each block's last BN (reduction {SE_REDUCTION})",
                     describe=lambda value: f"squeeze-and-excitation (reduction {SE_REDUCTION})" if value else None)
+    # The follow-up papers' axes (Identity Mappings, ResNeXt, Wide ResNets).
+    unit: str = axis_field(name="unit", title="unit", default="original", tag=True,
+                           meaning="where BN and ReLU sit (Identity Mappings Fig. 4): "
+                                   + "; ".join(f"{name}: {unit.meaning}" for name, unit in parts.UNITS.items()),
+                           values=lambda spec: tuple(parts.UNITS), rule=_unit_rule,
+                           describe=lambda value: None if value == "original" else
+                           f"{value} units ({parts.UNITS[value].meaning.split(' (')[0]})" if value in parts.UNITS
+                           else None)
+    groups: int = axis_field(name="groups", title="groups", default=1, convert=whole_number,
+                             rule=_inner_width_rule("groups", 1),
+                             meaning="groups of the bottleneck's 3x3 (ResNeXt's cardinality)",
+                             describe=lambda value: f"{value} groups" if value != 1 else None)
+    base_width: int = axis_field(name="base_width", title="base width", default=64, convert=whole_number,
+                                 rule=_inner_width_rule("base_width", 64),
+                                 meaning="the bottleneck's inner width per group at 64 planes: inner = "
+                                         "int(planes x base_width / 64) x groups (torchvision's rule)",
+                                 describe=lambda value: f"base width {value}" if value != 64 else None)
+    widen: int = axis_field(name="widen", title="widen", default=1, convert=whole_number, rule=_widen_rule,
+                            meaning="Wide ResNets' k: the CIFAR stages' widths 16k/32k/64k",
+                            describe=lambda value: f"widened x{value}" if value != 1 else None)
+    dropout: float = axis_field(name="dropout", title="dropout", default=0.0, convert=decimal_number,
+                                rule=_dropout_rule,
+                                meaning="dropout before each conv of a block after its first (Wide ResNets: 0.3)",
+                                describe=lambda value: f"dropout {value:g} between convs" if value else None)
+    gate_bias: float = axis_field(name="gate_bias", title="gate bias", default=0.0, convert=decimal_number,
+                                  rule=_gate_bias_rule,
+                                  meaning="b_g, the gated shortcuts' initial gate bias (Identity Mappings: -6)",
+                                  describe=lambda value: f"gate bias {value:g}" if value else None)
 
     # Computed from the fields above: recorded, tagged and shown like the others, but never chosen.
     DERIVED: ClassVar[tuple[Axis, ...]] = (
@@ -200,7 +309,7 @@ class Spec:
                 f"a {' or '.join(choosing)}; {self.block} blocks always stride in their first conv"
             )
         for axis in chosen.values():
-            if axis.values is not None or axis.flag:
+            if axis.values is not None or axis.flag or axis.rule is not None:
                 axis.check(self)
 
     # ---- the axes ----------------------------------------------------------------------------------------
@@ -251,8 +360,8 @@ class Spec:
 
     @property
     def widths(self) -> tuple[int, ...]:
-        """Inner width of each stage (the bottleneck's output is `expansion` times this)."""
-        return STAGE_WIDTHS[self.family]
+        """Width of each stage (the bottleneck's output is `expansion` times this), `widen` times the family's."""
+        return tuple(self.widen * width for width in STAGE_WIDTHS[self.family])
 
     @property
     def depth(self) -> int:

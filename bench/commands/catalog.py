@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
         preset = variants.PRESETS[name]
         print(f"{name:<{width}}  {preset.title}: {variants.describe(preset.spec)}")
     if args.pattern == "*":
-        print("\nAny name takes overrides, e.g. resnet34(shortcut=A); cifar(depth=N) and "
-              "imagenet(blocks=a-b-c-d,block=...) build other sizes; timm/NAME builds a timm model.")
+        print("\nAny name takes overrides, e.g. resnet34(shortcut=A); unit=preact makes any of them a pre-activation "
+              "net (resnet164(unit=preact), Identity Mappings); groups= and base_width= shape a bottleneck's 3x3 "
+              "(resnet50b(groups=8,base_width=14)); cifar(depth=N) and imagenet(blocks=a-b-c-d,block=...) build "
+              "other sizes; timm/NAME builds a timm model. Every axis and its values: docs/variants.md.")
     return 0
 
 

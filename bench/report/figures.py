@@ -24,7 +24,10 @@ def _footer(figure, label: str) -> None:
     what it shows; then the layout, leaving the footer its room."""
     if label:
         figure.text(0.5, 0.01, label, ha="center", va="bottom", fontsize=8, color="dimgray")
-    figure.tight_layout(rect=(0, FOOTER_ROOM if label else 0, 1, 1))
+    # Twice: a legend under an axis is anchored in axis units, so it moves up when the first pass shrinks the
+    # axis; the second pass gives back the room the first one reserved for it (Figure 6 had a band of white).
+    for _ in range(2):
+        figure.tight_layout(rect=(0, FOOTER_ROOM if label else 0, 1, 1))
 
 
 def _say_nothing(axis, text: str) -> None:
@@ -36,12 +39,19 @@ def _say_nothing(axis, text: str) -> None:
 
 def spec_colors(specs) -> dict:
     """One colour per spec for every figure of a report (the report passes the suite's specs in order), so that
-    `resnet32` is the same colour in Figure 6 as in the shortcut curves. Qualitative palettes (seaborn's
-    colour-blind one up to 10 specs, tab20 up to 20), not a sequential one: five depths on viridis put 32, 44
-    and 56 in three blues a reader cannot tell apart."""
+    `resnet32` is the same colour in Figure 6 as in the shortcut curves. Qualitative colours, not a sequential
+    palette: five depths on viridis put 32, 44 and 56 in three blues a reader cannot tell apart. Up to 10 specs,
+    seaborn's colour-blind palette; beyond, hues around the circle taken about 0.38 of a turn apart (the golden
+    angle), so that specs next to each other in the suite, which share figures, never get neighbouring hues."""
     specs = list(dict.fromkeys(specs))
-    palette = ("colorblind" if len(specs) <= 10 else "tab20" if len(specs) <= 20 else "husl")
-    return dict(zip(specs, sns.color_palette(palette, max(len(specs), 1))))
+    count = max(len(specs), 1)
+    if count <= 10:
+        return dict(zip(specs, sns.color_palette("colorblind", count)))
+    hues = sns.color_palette("husl", count)
+    stride = round(count * 0.382)
+    while math.gcd(stride, count) != 1:
+        stride += 1
+    return dict(zip(specs, (hues[(index * stride) % count] for index in range(count))))
 
 
 def _colors(colors: dict | None, order) -> dict:
