@@ -108,7 +108,7 @@ def test_kaiming_fan_out_init_and_optional_zero_init():
     assert all(block.bn2.weight.eq(1).all() for block in model.layer1)
 
     zeroed = variants.create("resnet20(zero_init=true)", num_classes=10).eval()
-    assert all(block.bn(block.depth).weight.eq(0).all() for stage in zeroed.stage_names for block in getattr(zeroed, stage))
+    assert all(block.bn(block.conv_count).weight.eq(0).all() for stage in zeroed.stage_names for block in getattr(zeroed, stage))
     block = zeroed.layer1[0]
     x = torch.randn(2, 16, 32, 32)
     with torch.no_grad():  # with gamma = 0 the residual branch is silent: the block is relu(shortcut)

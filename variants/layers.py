@@ -337,13 +337,12 @@ class ResidualBlock(nn.Module):
     def __init__(self, config: BlockConfig, convs: list[tuple[int, int, int, int, int]], out_channels: int):
         super().__init__()
         self.unit = builder(UNITS, "unit", config.unit)
-        self.depth = len(convs)
+        self.conv_count = len(convs)
         for index, (inputs, outputs, kernel, stride, groups) in enumerate(convs, 1):
             conv = (conv3x3(inputs, outputs, stride, groups) if kernel == 3 else conv1x1(inputs, outputs, stride))
-            norm = nn.BatchNorm2d(inputs if self.unit.norm_first else outputs)
-            first, second = ("bn", "conv") if self.unit.norm_first else ("conv", "bn")
-            setattr(self, f"{first}{index}", norm if first == "bn" else conv)
-            setattr(self, f"{second}{index}", conv if second == "conv" else norm)
+            parts = {"conv": conv, "bn": nn.BatchNorm2d(inputs if self.unit.norm_first else outputs)}
+            for name in ("bn", "conv") if self.unit.norm_first else ("conv", "bn"):  # registration order
+                setattr(self, f"{name}{index}", parts[name])
         self.dropout = nn.Dropout(config.dropout) if config.dropout else None
         self.attn = config.attn_layer(out_channels) if config.attn_layer else None
         self.shortcut = builder(SHORTCUTS, "shortcut", config.shortcut)(
@@ -360,7 +359,7 @@ class ResidualBlock(nn.Module):
     def zero_init_last(self) -> None:
         """Start the unit as its shortcut (Bag of Tricks §3.1): the last BN at gamma = 0, or in a full
         pre-activation unit, whose last layer is a conv, that conv at 0 (as timm's resnetv2 does)."""
-        last = self.conv(self.depth) if self.unit.norm_first else self.bn(self.depth)
+        last = self.conv(self.conv_count) if self.unit.norm_first else self.bn(self.conv_count)
         nn.init.zeros_(last.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -372,14 +371,14 @@ class ResidualBlock(nn.Module):
         else:
             pre = x
         out = pre
-        for index in range(1, self.depth + 1):
+        for index in range(1, self.conv_count + 1):
             if index > 1:
                 if unit.norm_first:
                     out = self.relu(self.bn(index)(out))
                 if self.dropout is not None:
                     out = self.dropout(out)
             out = self.conv(index)(out)
-            last = index == self.depth
+            last = index == self.conv_count
             if not unit.norm_first and not (last and unit.norm_after_add):
                 out = self.bn(index)(out)
                 if not last or unit.relu_on_branch:
@@ -388,7 +387,7 @@ class ResidualBlock(nn.Module):
             out = self.attn(out)
         out = join(out, x, self.shortcut, pre if isinstance(self.shortcut, Projection) else x)
         if unit.norm_after_add:
-            out = self.bn(self.depth)(out)
+            out = self.bn(self.conv_count)(out)
         return self.relu(out) if unit.relu_after_add else out
 
 

@@ -1,4 +1,5 @@
-"""What a ResNet variant is, as data: the axes along which He et al. 2015 and Bag of Tricks vary the net.
+"""What a ResNet variant is, as data: the axes along which He et al. 2015, Bag of Tricks and the follow-up papers
+(Identity Mappings, ResNeXt, Wide ResNets) vary the net.
 
 A `Spec` fixes every design choice that changes the network. Each choice is an *axis*, declared once, as a
 field of the Spec with an `Axis` in its metadata: its name (the key in spec strings, the W&B config key and
@@ -20,7 +21,17 @@ all read the axes from here, by name; adding an axis is one field here plus its 
   ``C`` (projection everywhere), the Bag-of-Tricks ``D`` (2x2 avg-pool, then 1x1 projection, where the
   shape changes), or ``none`` (the plain nets of Table 2 / Figure 6);
 - zero_init: start each block's last BN at gamma = 0 (Bag of Tricks §3.1; off in the paper);
-- se: squeeze-and-excitation (Hu et al. 2018, SE-ResNet) after each block's last BN, reduction 16.
+- se: squeeze-and-excitation (Hu et al. 2018, SE-ResNet) after each block's last BN, reduction 16;
+- unit: where BN and ReLU sit in a residual unit (Identity Mappings, He et al. 2016, Fig. 4), a key of
+  `variants.layers.UNITS`, ``original`` to ``preact`` (full pre-activation); the shortcut designs of its
+  Table 1 are further values of ``shortcut`` (``scaled``, ``exclusive_gate``, ``shortcut_gate``, ``dropout``)
+  and ``gate_bias`` the gates' b_g;
+- groups, base_width: the bottleneck's grouped 3x3 (ResNeXt, Xie et al. 2017; torchvision's width rule);
+- widen, dropout: Wide ResNets' k for the CIFAR stages and their dropout between a block's convs
+  (Zagoruyko & Komodakis 2016).
+
+Number axes (groups, base_width, widen, dropout, gate_bias) declare a `convert` from text and a `rule` that
+names what is wrong with a value, or with it on a net it does not apply to.
 
 Derived axes, read-only: depth (the paper's layer count), tweak (the Bag-of-Tricks level), plain.
 
