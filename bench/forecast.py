@@ -97,7 +97,11 @@ def line(works: list[Work], speed: Speed | None, reference_macs: int, device: to
     scaled = "" if len(works) == 1 else ", the others scaled by their MACs"
     at_once = f", {parallel} at a time" if parallel > 1 else ""
     words = (f"cost: {what}, about {_tera(tera)} TMACs to train; at {speed.images_per_second:,.0f} img/s "
-             f"({speed.how}{scaled}{at_once}) that is about {duration(seconds)}")
+             f"({speed.how}{scaled}{at_once}) that is about {duration(seconds)} of training steps")
+    # What the timed steps leave out: on the smoke suite (40 iterations a run) a run's start, data and
+    # evaluation took 3-4x its steps (2026-12-02: 4.3 min forecast, 17.8 min taken); on a real run, a few %.
+    words += (" (evaluation and each run's start come on top" +
+              (": most of a smoke run's time)" if recipe == "smoke" else ")"))
     if seconds > LONG:
         ways = [] if recipe == "smoke" else ["--recipe smoke checks the pipeline in minutes"]
         ways.append(f"--scale {scale / 10:g} trains a tenth of this (about {duration(seconds / 10)})")

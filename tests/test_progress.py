@@ -58,3 +58,24 @@ def test_a_suites_eta_counts_the_work_left_of_a_resumed_run(tmp_path):
 def test_durations_read_in_the_unit_a_person_reads():
     assert [progress.duration(s) for s in (45, 150, 5400, 4 * 3600, 183 * 3600)] == [
         "45 s", "2.5 min", "1.5 h", "4.0 h", "7.6 days"]
+
+
+def test_the_cost_line_says_the_work_the_speed_the_time_and_what_it_leaves_out():
+    import torch
+
+    from bench.forecast import Speed, Work, line
+
+    works = [Work("resnet20", 128 * 1_000, 40_000_000), Work("resnet56", 128 * 1_000, 120_000_000)]
+    speed = Speed(512.0, "3 timed steps of resnet20 on cpu")
+    # 128,000 images at 512 img/s, and 128,000 at 3x the MACs: 250 s + 750 s = 1000 s; 3 x 20.5 P forward MACs
+    assert line(works, speed, 40_000_000, torch.device("cpu"), recipe="paper", scale=1.0) == (
+        "cost: 2 runs, 256,000 images (40M to 120M MACs each), about 61.4 TMACs to train; at 512 img/s (3 timed "
+        "steps of resnet20 on cpu, the others scaled by their MACs) that is about 16.7 min of training steps "
+        "(evaluation and each run's start come on top)")
+    smoke = line(works[:1], speed, 40_000_000, torch.device("cpu"), recipe="smoke", scale=1.0)
+    assert smoke.endswith("that is about 4.2 min of training steps (evaluation and each run's start come on top: "
+                          "most of a smoke run's time)")
+    long = line([Work("resnet20", 128 * 64_000, 40_000_000)], speed, 40_000_000, torch.device("cpu"),
+                recipe="paper", scale=1.0)
+    assert long.endswith("; cheaper: --recipe smoke checks the pipeline in minutes; --scale 0.1 trains a tenth of "
+                         "this (about 26.7 min); a GPU (--device cuda) trains these nets tens of times faster")
