@@ -1,9 +1,10 @@
 """One ResNet, built from a Spec: stem, stages of blocks, global average pool, fc (Table 1 and §4.2).
 
-Every variant of the paper and of Bag of Tricks is this class with a different Spec; none has a class of
-its own: each part comes from its registry in `variants.layers`, looked up by the Spec's value.
-Initialisation is the paper's: He (Kaiming) normal, fan_out, for every conv; BN at gamma=1, beta=0;
-optionally the last BN of each block at gamma=0 so that each block starts as its shortcut.
+Every variant of the paper, of Bag of Tricks and of the follow-up papers (pre-activation units, ResNeXt, wide
+nets) is this class with a different Spec; none has a class of its own: each part comes from its registry in
+`variants.layers`, looked up by the Spec's value. Initialisation is the paper's: He (Kaiming) normal, fan_out,
+for every conv (the gates' 1x1 convs too, their bias at gate_bias); BN at gamma=1, beta=0; optionally each
+block's last BN (a pre-activation unit's last conv) at 0 so that each block starts as its shortcut.
 """
 
 from __future__ import annotations
