@@ -43,7 +43,8 @@ def test_smoke_run_writes_complete_records(tmp_path, tiny_cifar10):
     assert config["spec"] == "resnet20" and config["seed"] == 0
     assert config["variant"] == {"family": "cifar", "depth": 20, "block": "basic", "layers": [3, 3, 3], "stem": "3x3",
                                  "stride_in": None, "shortcut": "A", "zero_init": False, "se": False, "tweak": "none",
-                                 "plain": False}
+                                 "plain": False, "unit": "original", "groups": 1, "base_width": 64, "widen": 1,
+                                 "dropout": 0.0, "gate_bias": 0.0}
     assert config["recipe"] == json.loads(json.dumps(recipes.RECIPES["smoke"].to_dict()))
     assert config["dataset"]["train_size"] == 200 and config["dataset"]["test_size"] == 100
     assert config["execution"]["device"] == "cpu"
