@@ -16,13 +16,10 @@ from torch import nn
 
 import variants
 from bench import cost
+from test_counts import n_params
 from test_equivalence import outputs_of_both, randomize_batchnorm
 from variants import layers
 from variants.layers import BasicBlock, BlockConfig, Bottleneck
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 # ---- oracles with copied weights -----------------------------------------------------------------------------
