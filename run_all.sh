@@ -4,6 +4,7 @@
 #
 #   ./run_all.sh test [PYTEST ARGS]     run the test suite
 #   ./run_all.sh cifar10 [OPTIONS]      run the CIFAR-10 suite, then build its reports (--help: options)
+#   ./run_all.sh identity [OPTIONS]     Identity Mappings' Tables 1-3 on CIFAR-10 (shortcut designs, units)
 #   ./run_all.sh imagenette [OPTIONS]   the ImageNet questions on Imagenette at 128 px (--data-dir DIR)
 #   ./run_all.sh imagenet [OPTIONS]     the same on ILSVRC2012 at 224 px (--data-dir DIR, never downloaded)
 #   ./run_all.sh FILE.toml [OPTIONS]    your own suite file (docs/suites.md: "Your own suite")
@@ -16,7 +17,7 @@ VENV="$REPO/.venv"
 STAMP="$VENV/.installed-from"
 
 usage() {
-    sed -n '2,10p' "$REPO/run_all.sh" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$REPO/run_all.sh" | sed 's/^# \{0,1\}//'
 }
 
 find_python() {
@@ -67,7 +68,7 @@ case "$command" in
     setup)
         setup
         ;;
-    cifar10 | imagenette | imagenet | *.toml)
+    cifar10 | identity | imagenette | imagenet | *.toml)
         setup
         exec "$VENV/bin/python" -m bench suite "$command" "$@"
         ;;
@@ -75,7 +76,7 @@ case "$command" in
         usage
         ;;
     *)
-        [ -n "$command" ] && echo "error: unknown command '$command'; choose one of: test, cifar10, imagenette, imagenet, FILE.toml, setup" >&2
+        [ -n "$command" ] && echo "error: unknown command '$command'; choose one of: test, cifar10, identity, imagenette, imagenet, FILE.toml, setup" >&2
         usage >&2
         exit 2
         ;;

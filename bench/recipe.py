@@ -4,7 +4,8 @@ training (§3-§5 of He et al. 2018) and a smoke-sized one for tests.
 A `Recipe` is a recipe as written: one flat table of the published hyperparameters, in the unit its paper
 counts. The paper's CIFAR recipe counts iterations: lr 0.1, divided by 10 at 32k and 48k iterations, stop at
 64k, batch 128, SGD momentum 0.9, weight decay 1e-4; nets of 110 layers and more start at lr 0.01 until the
-training error is below 80% (about 400 iterations). The ImageNet recipes count epochs of the training split
+training error is below 80% (about 400 iterations). Identity Mappings' (`identity`) is the same but for the
+warm-up: 400 iterations at 0.01 for every net. The ImageNet recipes count epochs of the training split
 (`epochs`, `milestone_epochs`). `scaled(F)` multiplies every length by F, keeping the schedule's shape, so a
 quick look and a full run are the same recipe. A recipe is written for one size of dataset; `get(name,
 scale, budget)` applies what changes on another (`BUDGETS`: Imagenette trains the same recipes for 20 epochs
@@ -354,6 +355,10 @@ RECIPES = {
         eval_subset=500,
         checkpoint_every=20,
     ),
+    # Identity Mappings (He et al. 2016, §4 and its appendix): the 2015 CIFAR recipe, except that every net, not
+    # only those of 110 layers and more, starts at lr 0.01 for 400 iterations (a fixed count: no stop at 80%
+    # training error), then goes back to 0.1. So its runs are not the `paper` recipe's: their ids differ.
+    "identity": Recipe(name="identity", warmup_min_depth=1, warmup_until_error=0.0),
     # §3.4: SGD, batch 256, lr 0.1 divided by 10 when the error plateaus (here at 30, 60 and 90 of 120 epochs:
     # the paper's 60e4 iterations of 256 are 120 epochs), momentum 0.9, weight decay 1e-4, no warm-up. The
     # paper's scale augmentation (a 224 crop of the image resized to a shorter side in [256, 480]) as a
@@ -379,7 +384,7 @@ RECIPES = {
 # What a recipe becomes on each size of dataset (`DatasetInfo.budget`): the fields that differ from the
 # recipe as written, or the recipe's absence where it does not apply.
 BUDGETS: dict[str, dict[str, dict]] = {
-    "cifar": {"paper": {}, "smoke": {}},
+    "cifar": {"paper": {}, "identity": {}, "smoke": {}},
     # ImageNet itself: the ImageNet recipes as written; the smoke recipe at 64 px.
     "imagenet": {
         "imagenet": {}, "bot": {},

@@ -20,7 +20,7 @@ def write(tmp_path, text, name="mine.toml"):
 
 def test_cifar10_suite_expands_into_the_expected_runs():
     suite = suites.load("cifar10")
-    assert list(suite.experiments) == ["depth", "shortcuts", "tweaks", "stems", "bottleneck"]
+    assert list(suite.experiments) == ["depth", "shortcuts", "tweaks", "stems", "wide", "bottleneck"]
     planned = suites.expand(suite, "paper", 0.05, seeds=1)
     specs = [run.spec for run in planned]
     assert specs == [
@@ -28,16 +28,41 @@ def test_cifar10_suite_expands_into_the_expected_runs():
         "plain20", "plain32", "plain44", "plain56", "plain110",
         "resnet32(shortcut=B)", "resnet32(shortcut=C)", "resnet56(shortcut=B)", "resnet56(shortcut=C)",
         "resnet50", "resnet50b", "resnet50c", "resnet50d", "resnet18", "resnet18c",
+        "resnet164(unit=preact)", "wrn16_8", "wrn28_10",
     ]
     shared = {run.spec: run.experiments for run in planned}
     assert shared["resnet32"] == ("depth", "shortcuts") and shared["resnet50c"] == ("tweaks", "stems")
-    assert len({run.run_id for run in planned}) == 20
+    assert shared["resnet110"] == ("depth", "wide")
+    assert len({run.run_id for run in planned}) == 23
 
     two_seeds = suites.expand(suite, "paper", 0.05, seeds=2, only=["tweaks"])
     assert [(run.spec, run.seed) for run in two_seeds] == [(s, seed) for seed in (0, 1) for s in
                                                           ("resnet50", "resnet50b", "resnet50c", "resnet50d")]
     assert [run.spec for run in suites.expand(suite, only=["depth"], expensive=True)][-1] == "resnet1202"
     assert suites.expand(suite, only=["bottleneck"]) == []
+
+
+def test_the_identity_suite_plans_identity_mappings_tables_1_to_3_at_its_own_recipe():
+    suite = suites.load("identity")
+    assert (suite.dataset, suite.recipe) == ("cifar10", "identity")
+    assert [(key, experiment.report) for key, experiment in suite.experiments.items()] == [
+        ("shortcut_designs", "shortcut_designs"), ("units", "units"), ("preact", "units")]
+    planned = suites.expand(suite)
+    assert len(planned) == 19  # Table 1's 10 designs, Table 2's 4 other units at 110 and 5 at 164; Table 3 shares them
+    assert {run.run.recipe.name for run in planned} == {"identity"}
+    shared = {run.spec: run.experiments for run in planned}
+    assert shared["resnet110"] == ("shortcut_designs", "units", "preact")
+    assert shared["resnet164(unit=preact)"] == ("units", "preact")
+    every = [run.spec for run in suites.expand(suite, expensive=True)]
+    assert every[-2:] == ["resnet1001", "resnet1001(unit=preact)"] and len(every) == 21
+
+
+@pytest.mark.parametrize("name", ["imagenette", "imagenet"])
+def test_the_imagenet_suites_plan_resnext_table3s_settings(name):
+    planned = suites.expand(suites.load(name), only=["cardinality"])
+    assert [run.spec for run in planned] == [
+        "resnet50b", "resnet50b(groups=2,base_width=40)", "resnet50b(groups=4,base_width=24)",
+        "resnet50b(groups=8,base_width=14)", "resnext50_32x4d"]
 
 
 @pytest.mark.parametrize(

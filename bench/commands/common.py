@@ -34,10 +34,11 @@ DATA_DIR_HELP = ("folder holding the dataset: cifar-10-batches-py/ or cifar-100-
                  "imagewoof, a release folder (imagenette2-160/, -320/ or imagenette2/) or the release itself; for "
                  "imagenet, train/ and val/ class folders. CIFAR, Imagenette and Imagewoof are downloaded there if "
                  "missing (default: ./data)")
-RECIPE_HELP = ("paper: the CIFAR recipe of §4.2 (64k iterations); imagenet: §3.4 (120 epochs at 224 px; on Imagenette "
-               "20 epochs at 128 px); bot: Bag of Tricks' training (warm-up, cosine, label smoothing, no BN decay, "
-               "zero-gamma; same budgets); smoke: a few iterations for tests (default: the dataset's: paper for CIFAR, "
-               "bot for Imagenette/Imagewoof/folders, imagenet for ImageNet)")
+RECIPE_HELP = ("paper: the CIFAR recipe of §4.2 (64k iterations); identity: Identity Mappings' CIFAR recipe (the same, "
+               "but every net warms up at lr 0.01 for 400 iterations); imagenet: §3.4 (120 epochs at 224 px; on "
+               "Imagenette 20 epochs at 128 px); bot: Bag of Tricks' training (warm-up, cosine, label smoothing, no BN "
+               "decay, zero-gamma; same budgets); smoke: a few iterations for tests (default: the suite's, else the "
+               "dataset's: paper for CIFAR, bot for Imagenette/Imagewoof/folders, imagenet for ImageNet)")
 
 # ---- what a run computes (and how often it is saved) ---------------------------------------------------------
 DATASET = Option("--dataset", default="cifar10", metavar="NAME", help=DATASET_HELP)

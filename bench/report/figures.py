@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -195,7 +196,7 @@ def comparison_curves(curves: pd.DataFrame, panels: dict[str, list[str]], path: 
         # the title line, not the plot area, says what is not drawn: text inside would cover curves
         heading = [title] if len(panels) > 1 else []
         if missing and drawn:
-            heading.append("no finished run yet: " + ", ".join(missing))
+            heading.append(textwrap.fill("no finished run yet: " + ", ".join(missing), 72))
         if heading:
             axis.set_title("\n".join(heading), fontsize=9)
     axes[0][0].set_ylabel("error (%)")
@@ -207,13 +208,16 @@ def comparison_curves(curves: pd.DataFrame, panels: dict[str, list[str]], path: 
 
 
 def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path, dataset: str,
-                    label: str = "", colors: dict | None = None) -> Path:
+                    label: str = "", colors: dict | None = None, published: dict | None = None) -> Path:
     """Final test error per spec: the mean (diamond), its 95% confidence interval (whiskers) and every seed
     (dots), on an axis zoomed to the data. Not bars from zero: differences of tenths of a point at errors of
-    tens of percent would not show."""
+    tens of percent would not show. `published`: spec -> (the paper's error, its outcome), a hollow square
+    beside ours ("fail" written where the paper printed it), on an axis of its own when far from ours."""
     sns.set_theme(style="whitegrid", context="notebook")
     specs = list(errors)
-    figure, axis = plt.subplots(figsize=(max(6.0, 1.3 * len(specs) + 2.0), 4.8))
+    # each spec gets room for its longest tick line (8 pt: about 0.075 in a character), so neighbours never touch
+    room = max([1.3] + [0.08 * len(line) for spec in specs for line in tick_label(spec).splitlines()])
+    figure, axis = plt.subplots(figsize=(max(6.0, room * len(specs) + 2.0), 4.8 + 0.25 * _option_lines(specs)))
     palette = _colors(colors, specs)
     for position, spec in enumerate(specs):
         color = palette[spec]
@@ -228,10 +232,13 @@ def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path,
         axis.scatter([position] * len(errors[spec]), errors[spec], color="black", s=16, zorder=3, alpha=0.7)
         axis.scatter([position], [estimate.mean], color=color, marker="D", s=60, zorder=4, edgecolor="black", gid=spec)
     axis.set_xticks(range(len(specs)))
-    axis.set_xticklabels(specs, rotation=15, ha="right", fontsize=9)
+    axis.set_xticklabels([tick_label(spec) for spec in specs], fontsize=8)
     axis.set_xlim(-0.6, len(specs) - 0.4)
     axis.margins(y=0.12)  # a point on the edge of the axes reads as cut off
     axis.set_ylabel("final test error (%)")
+    if published:
+        _published_points(axis, specs, published, [mean for estimate in estimates.values() if estimate.n
+                                                    for mean in [estimate.mean]])
     spread = ("mean (diamond), 95% CI of the mean (whiskers), seeds (dots)"
               if any(estimate.n > 1 for estimate in estimates.values())
               else "one seed per spec: no interval can be drawn (train with --seeds 3 or more)")
@@ -240,3 +247,37 @@ def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path,
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def tick_label(spec: str) -> str:
+    """A spec on an axis: its preset, then each option on a line of its own, so long specs do not overlap."""
+    name, _, options = spec.partition("(")
+    return "\n".join([name, *options.rstrip(")").split(",")]) if options else name
+
+
+def _option_lines(specs) -> int:
+    return max((tick_label(spec).count("\n") for spec in specs), default=0)
+
+
+def _published_points(axis, specs: list[str], published: dict, ours: list[float]) -> None:
+    """The paper's figure per spec as a hollow square right of ours; its "fail" as the word, at the top. Where our
+    errors are more than twice the paper's (a short budget), the squares get the right axis, as in depth_vs_error."""
+    points = [(position, float(published[spec][0])) for position, spec in enumerate(specs)
+              if spec in published and published[spec][0] is not None and not pd.isna(published[spec][0])]
+    fails = [position for position, spec in enumerate(specs)
+             if spec in published and isinstance(published[spec][1], str) and published[spec][1]]
+    apart = bool(points and ours and min(ours) > 2 * max(error for _, error in points))
+    paper_axis = axis.twinx() if apart else axis
+    if points:
+        paper_axis.scatter([position + 0.22 for position, _ in points], [error for _, error in points], marker="s",
+                           s=46, facecolor="white", edgecolor="black", zorder=5, gid="paper")
+    for position in fails:
+        axis.annotate("paper:\nfail", (position + 0.22, 0.97), xycoords=("data", "axes fraction"), ha="center",
+                      va="top", fontsize=7, color="black")
+    if apart:
+        paper_axis.set_ylabel("paper's test error (%), right axis (hollow squares)", color="dimgray", fontsize=9)
+        paper_axis.grid(False)
+        paper_axis.margins(y=0.2)
+    elif points:
+        axis.scatter([], [], marker="s", facecolor="white", edgecolor="black", label="paper (hollow square)")
+        axis.legend(fontsize=8, loc="best")

@@ -9,8 +9,8 @@ its page builder.
 
 Baseline rules (the paper's baseline for each question): `AxisBaseline` compares a variant with the spec of
 the same family and depth whose axis has the baseline's value (plain at each depth, option A, the original
-ResNet-50 against its tweaks, the 7x7 stem, or the CIFAR nets' 3x3), the one that differs from it in the
-fewest axes; `FirstSpec` compares every spec with the first one listed (`bench compare`).
+ResNet-50 against its tweaks, the 7x7 stem, or the CIFAR nets' 3x3, the original unit, one group), the one that
+differs from it in the fewest axes; `FirstSpec` compares every spec with the first one listed (`bench compare`).
 """
 
 from __future__ import annotations
@@ -82,6 +82,21 @@ KINDS: dict[str, ReportKind] = {kind.name: kind for kind in (
     ReportKind("imagenet_depth", "Table 2 / Table 3 analog beside the paper's ImageNet top-1 errors",
                "ImageNet nets (`resnet18`-`152`, `plain18`/`34`)", pages.imagenet_depth_page,
                AxisBaseline("plain", (True,))),
+    ReportKind("shortcut_designs", "Identity Mappings Table 1 analog: what the shortcut carries (scaling, gates, "
+               "1x1 convs, dropout), with the paper's errors and its 'fail' (above 20%)",
+               "one net with several `shortcut=` values (`scaled`, `exclusive_gate`, `shortcut_gate` with "
+               "`gate_bias=`, `C`, `dropout`) and its plain twin", pages.shortcut_designs_page,
+               AxisBaseline("shortcut", ("A",))),
+    ReportKind("units", "Identity Mappings Table 2 / 3 analog: where BN and ReLU sit, by depth, with the paper's "
+               "errors", "nets differing in `unit=` (original, bn_after_add, relu_before_add, relu_preact, preact)",
+               pages.units_page, AxisBaseline("unit", ("original",))),
+    ReportKind("wide", "width against depth (Wide ResNets): params, MACs and errors beside the published ones",
+               "WRN presets (`wrn16_8`, `wrn28_10`, ...) and thin nets; the first spec is the baseline",
+               pages.wide_page, FirstSpec()),
+    ReportKind("cardinality", "ResNeXt Table 3 analog: cardinality x width at ResNet-50's cost, MACs against "
+               "1 x 64d, beside the paper's ImageNet errors",
+               "bottleneck nets differing in `groups=` and `base_width=` (`resnet50b`, `resnext50_32x4d`, ...)",
+               pages.cardinality_page, AxisBaseline("groups", (1,))),
     ReportKind("compare", "the specs' costs and errors, statistics against the first spec, curves, final errors "
                "with 95% CIs; no published columns", "any specs: the one for your own questions",
                pages.compare_page, FirstSpec()),

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import variants
+from variants.layers import GATED_SHORTCUTS, UNITS
 
 from ..cost import count_macs, measure
 from . import figures, stats
@@ -166,11 +167,16 @@ def _variant_rows(experiment, specs: dict[str, dict], page_axes: tuple[str, ...]
                      "test_error_mean": row["test_error_mean"], "test_error_std": row["test_error_std"],
                      "seeds": row["finished"]})
         cells = {"spec": f"`{spec}`"}
-        cells.update({axis.title: axis.show(row[axis.name]) for axis in varying})
+        # a value the net has not (a basic block's stride placement) reads as empty, not as pandas' NaN
+        cells.update({axis.title: "" if _absent(row[axis.name]) else axis.show(row[axis.name]) for axis in varying})
         cells.update({"params": _fmt_int(row["params"]), f"MACs ({context.pixels})": f"{row['macs'] / 1e6:.1f}M",
                       "test error % (ours)": error_cell(row)})
         shown.append(cells)
     return rows, shown
+
+
+def _absent(value) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
 
 
 LOAD_NOTE = ("Training img/s is measured while the run trained: it depends on the device and on what else the "
@@ -207,10 +213,11 @@ def comparison_panels(order: list[str], specs: dict[str, dict]) -> dict[str, lis
 
 
 def add_comparison_figures(page: Page, experiment, specs: dict[str, dict], curves: pd.DataFrame, out_dir: Path,
-                           context: ReportContext, one_panel: bool = False) -> None:
+                           context: ReportContext, one_panel: bool = False, published: dict | None = None) -> None:
     """Curves (error against iterations per spec) and the final errors with their seed spread, for any
     experiment that compares variants; the cost table of the same specs. The curves are in one panel per
-    family and depth (`comparison_panels`), or all in one (`one_panel`: every spec against the first)."""
+    family and depth (`comparison_panels`), or all in one (`one_panel`: every spec against the first).
+    `published`: spec -> (the paper's error, its outcome such as "fail"), drawn beside ours in the errors' figure."""
     order = [spec for spec in experiment.runs + experiment.expensive if spec in specs]
     table = cost_table(experiment, specs, context)
     if table is not None:
@@ -228,10 +235,12 @@ def add_comparison_figures(page: Page, experiment, specs: dict[str, dict], curve
     estimates = {spec: stats.estimate(specs[spec]["test_errors"]) for spec in order}
     if any(estimate.n for estimate in estimates.values()):
         page.figures.append((f"Final test error per spec on {context.where}: the mean, its 95% confidence interval, "
-                             "and each seed as a dot",
+                             "and each seed as a dot" + (", beside the paper's figure (hollow square; 'fail': above "
+                                                        "20%)" if published else ""),
                              figures.error_intervals({spec: specs[spec]["test_errors"] for spec in order}, estimates,
                                                      out_dir / f"{experiment.key}_errors.png", context.where,
-                                                     label=context.label, colors=context.colors)))
+                                                     label=context.label, colors=context.colors,
+                                                     published=published)))
 
 
 def shortcuts_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
@@ -298,6 +307,178 @@ def stems_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
         f"both stems downsample 4x, to {_side(context.image_size, 4)}."
     )
     add_comparison_figures(page, experiment, by_spec(summary), curves, out_dir, context)
+    return page
+
+
+# ---- the follow-up papers: Identity Mappings' Tables 1-3, Wide ResNets, ResNeXt's Table 3 -------------------
+
+FAIL_ERROR = 20.0  # Identity Mappings Table 1 reports a run above 20% test error as "fail"
+
+
+def paper_outcome(row) -> str | None:
+    """'fail' where Identity Mappings would print it (every seed diverged, or the mean above 20% test error), else
+    None; a spec without runs has no outcome."""
+    if row is None or (not row["finished"] and not row["diverged"]):
+        return None
+    if not row["finished"] or row["test_error_mean"] > FAIL_ERROR:
+        return "fail"
+    return None
+
+
+def _fail_aware_cell(row) -> str:
+    """Our error in the paper's words: 'fail: 34.20 ± 1.02 (n=2)', 'fail: 2 diverged', or the plain cell."""
+    cell = error_cell(row)
+    return f"fail: {cell}" if paper_outcome(row) == "fail" else cell
+
+
+def _published_cell(value, outcome) -> str:
+    return "fail" if isinstance(outcome, str) and outcome else _fmt(value)
+
+
+def shortcut_designs_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
+                          context: ReportContext = ReportContext()) -> Page:
+    """Identity Mappings Table 1: what the shortcut carries on ResNet-110, with the paper's errors and its "fail"."""
+    page = Page(experiment.key, experiment.title)
+    specs = by_spec(summary)
+    rows, shown = _variant_rows(experiment, specs, page_axes=("shortcut", "gate_bias"), context=context)
+    table1 = reference("identity_shortcuts")
+    built = table1.dropna(subset=["shortcut"])
+    matched = set()
+    for row, cells in zip(rows, shown):
+        same = built[(built.shortcut == row["shortcut"])
+                     & (built.gate_bias.isna() | (built.gate_bias == row["gate_bias"]))]
+        published = same.iloc[0] if len(same) else None
+        if published is not None:
+            matched.add(published.name)
+        design = (published.variant + (f", b_g {row['gate_bias']:g}" if row["shortcut"] in GATED_SHORTCUTS
+                                       else "")) if published is not None else f"shortcut={row['shortcut']}"
+        row.update(paper_error=None if published is None else published.test_error,
+                   paper_outcome=None if published is None else published.outcome,
+                   outcome=paper_outcome(specs[row["spec"]]))
+        cells["design"] = design
+        cells["on shortcut / on residual"] = ("" if published is None
+                                              else f"{published.on_shortcut} / {published.on_residual}")
+        cells["test error % (ours)"] = _fail_aware_cell(specs[row["spec"]])
+        cells["test error % (paper Table 1)"] = ("" if published is None
+                                                 else _published_cell(published.test_error, published.outcome))
+    page.tables.append(Table("table1_shortcut_designs", f"Identity Mappings Table 1 analog: shortcut designs on "
+                             f"{context.where}", pd.DataFrame(rows),
+                             _reorder(pd.DataFrame(shown), ["spec", "design", "on shortcut / on residual"])))
+    left_out = table1[~table1.index.isin(matched)]
+    page.notes.append(
+        f"\"fail\" is the paper's word for a run above {FAIL_ERROR:.0f}% test error; ours says it the same way (or "
+        "where every seed diverged), beside the error it stands for. g(x) = sigmoid(1x1 conv(x) + b_g); the gates' "
+        "bias is the spec's `gate_bias`. Ours keep the 2015 CIFAR nets' option A where the width changes (the "
+        "gates act on its zero-padded identity); the paper's errors are the median of 5 runs at the full recipe."
+        + (" Rows of the paper's table this experiment does not train: " + "; ".join(
+            f"{item.variant} {item.on_shortcut} / {item.on_residual} ({_published_cell(item.test_error, item.outcome)})"
+            for item in left_out.itertuples()) + "." if len(left_out) else ""))
+    add_comparison_figures(page, experiment, specs, curves, out_dir, context,
+                           published={row["spec"]: (row["paper_error"], row["paper_outcome"]) for row in rows})
+    return page
+
+
+def units_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
+               context: ReportContext = ReportContext()) -> Page:
+    """Identity Mappings Tables 2 and 3: the units (where BN and ReLU sit) at each depth, with the paper's errors."""
+    page = Page(experiment.key, experiment.title)
+    specs = by_spec(summary)
+    rows, shown = _variant_rows(experiment, specs, page_axes=("unit", "block", "stride_in"), context=context)
+    paper = reference("identity_units")
+    for row, cells in zip(rows, shown):
+        match = paper[(paper.depth == row["depth"]) & (paper.unit == row["unit"])]
+        row["paper_error"] = float(match.test_error.iloc[0]) if len(match) else None
+        cells["depth"] = row["depth"]
+        cells["block"] = row["block"]
+        cells["unit"] = f"{row['unit']}: {UNITS[row['unit']].meaning}"
+        cells["test error % (ours)"] = _fail_aware_cell(specs[row["spec"]])
+        cells["test error % (paper)"] = (_fmt(row["paper_error"]) + f" ({match.source.iloc[0].split()[-2]} "
+                                         f"{match.source.iloc[0].split()[-1]})") if len(match) else ""
+    page.tables.append(Table(f"{experiment.key}_units", f"Identity Mappings Table 2 / 3 analog: units by depth on "
+                             f"{context.where}", pd.DataFrame(rows),
+                             _reorder(pd.DataFrame(shown), ["spec", "depth", "block", "unit"])))
+    page.notes.append(
+        "The units of Identity Mappings Fig. 4: the addition's output passes through BN or ReLU in the first three, "
+        "only the identity in the pre-activation ones. The pre-activation nets end with BN-ReLU before the pool and "
+        "their projections are 1x1 convs without BN taking the pre-activated input, as the paper's; ResNet-110 "
+        "keeps option A (zero-padding) where the width changes, ResNet-164 and -1001 project (option B). The paper's "
+        "errors are the median of 5 runs at its full recipe (`identity`: every net warms up at lr 0.01 for 400 "
+        "iterations); a spec above 20% reads \"fail\", as in its Table 1.")
+    add_comparison_figures(page, experiment, specs, curves, out_dir, context,
+                           published={row["spec"]: (row["paper_error"], None) for row in rows})
+    return page
+
+
+def wide_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
+              context: ReportContext = ReportContext()) -> Page:
+    """Width against depth (Wide ResNets): each net's parameters and MACs beside its error and the published one."""
+    page = Page(experiment.key, experiment.title)
+    specs = by_spec(summary)
+    rows, shown = _variant_rows(experiment, specs, page_axes=("widen", "unit", "block", "shortcut", "stride_in"),
+                                context=context)
+    paper = reference("wide_resnets").set_index("spec")
+    thinnest = min((row["macs"] for row in rows), default=None)
+    for row, cells in zip(rows, shown):
+        published = paper.loc[row["spec"]] if row["spec"] in paper.index else None
+        row["paper_error"] = None if published is None else float(published.test_error)
+        cells["net"] = _net_words(specs[row["spec"]])
+        cells["x MACs of the cheapest"] = f"{row['macs'] / thinnest:.1f}x" if thinnest else ""
+        cells["test error % (paper)"] = "" if published is None else (
+            f"{published.test_error:.2f} ({published.source})")
+    page.tables.append(Table("wide", f"Width against depth on {context.where}: cost and error", pd.DataFrame(rows),
+                             _reorder(pd.DataFrame(shown), ["spec", "net"])))
+    page.notes.append(
+        "WRN-d-k (Zagoruyko & Komodakis 2016): (d-4)/6 pre-activation basic blocks per stage at 16k, 32k, 64k "
+        "filters, 1x1 projections without BN where the width changes. Ours train at this suite's recipe, the "
+        "2015 paper's (64k iterations of 128, lr 0.1 / 10 at 32k and 48k, wd 1e-4); the WRN paper's figures come "
+        "from its own (200 epochs, Nesterov, wd 5e-4, lr / 5 at 60, 120, 160), so compare the ordering and the "
+        "cost of each gain, not the values. A wide net's multiply-adds are its price: the cost table says what "
+        "it bought.")
+    add_comparison_figures(page, experiment, specs, curves, out_dir, context, one_panel=True,
+                           published={row["spec"]: (row["paper_error"], None) for row in rows})
+    return page
+
+
+def _net_words(row) -> str:
+    """'pre-activation ResNet-164 (bottleneck)', 'WRN-28-10': the row's net as the papers name it."""
+    unit = "pre-activation " if row["unit"] == "preact" else ""
+    if row["widen"] != 1:  # the WRN paper counts the shortcut projections' layers too: d = 6n + 4
+        return f"WRN-{2 * sum(row['layers']) + 4}-{row['widen']}"
+    return f"{unit}ResNet-{row['depth']} ({row['block']})"
+
+
+def cardinality_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
+                     context: ReportContext = ReportContext("ImageNet", 224, False, 1000)) -> Page:
+    """ResNeXt Table 3: cardinality x bottleneck width at about ResNet-50's multiply-adds."""
+    page = Page(experiment.key, experiment.title)
+    specs = by_spec(summary)
+    rows, shown = _variant_rows(experiment, specs, page_axes=("groups", "base_width"), context=context)
+    paper = reference("resnext_table3")
+    base = next((row["macs"] for row in rows if row["groups"] == 1), None)
+    at_224 = {row["spec"]: measure(row["spec"], image_size=224, num_classes=1000) for row in rows}
+    for row, cells in zip(rows, shown):
+        match = paper[(paper.groups == row["groups"]) & (paper.base_width == row["base_width"])]
+        column = "top1_error_101" if row["depth"] == 101 else "top1_error_50"
+        row["paper_top1_error"] = float(match[column].iloc[0]) if len(match) and row["depth"] in (50, 101) else None
+        row["macs_224"] = at_224[row["spec"]].macs
+        cells["setting (C x Wd)"] = f"{row['groups']} x {row['base_width']}d"
+        cells["MACs / 1 x 64d"] = f"{row['macs'] / base:.3f}" if base else ""
+        cells["GMACs at 224x224"] = f"{row['macs_224'] / 1e9:.2f}"
+        cells[f"ImageNet top-1 err. %, {row['depth']}-layer (ResNeXt Table 3)"] = _fmt(row["paper_top1_error"], 1)
+    page.tables.append(Table("cardinality", f"ResNeXt Table 3 analog: cardinality at ResNet-50's cost on "
+                             f"{context.where}", pd.DataFrame(rows),
+                             _reorder(pd.DataFrame(shown), ["spec", "setting (C x Wd)"])))
+    spread = [row["macs"] / base - 1 for row in rows] if base else []
+    page.notes.append(
+        "C x Wd: the first stage's 3x3 in C groups of W channels (C x W wide), the widths doubling each stage; "
+        "torchvision's rule makes a bottleneck's inner width int(planes x W / 64) x C. Each setting is chosen "
+        "for about ResNet-50's multiply-adds" + (f": ours differ from 1 x 64d by {min(spread):+.1%} to "
+                                                   f"{max(spread):+.1%}" if spread else "") +
+        ". All stride in the 3x3 (ResNeXt's blocks do), so 1 x 64d is ResNet-B. The paper's column is ImageNet-1K "
+        f"top-1 error at 224x224; ours is {context.dataset}" + (f" ({context.num_classes} classes)"
+                                                                 if context.num_classes != 1000 else "")
+        + f" at {context.pixels}: compare the direction of the differences, not the values.")
+    add_comparison_figures(page, experiment, specs, curves, out_dir, context, one_panel=True)
     return page
 
 
