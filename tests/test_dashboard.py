@@ -372,3 +372,23 @@ def test_publish_without_network_fails_in_one_line_quickly(tmp_path, no_wandb_lo
     assert "\n" not in message
     assert message.startswith("--publish needs network: the W&B server http://127.0.0.1:9 cannot be reached")
     assert message.endswith(f"the definitions are written to {tmp_path / 'reports' / 'cifar10' / 'paper-x1' / 'wandb'}")
+
+
+def test_the_identity_suites_sections_compare_its_shortcut_designs_and_units_by_their_axes(tmp_path):
+    paths = dashboard.write("identity", results_dir=tmp_path)
+    workspace = json.loads(paths["workspace"].read_text())
+    sections = workspace["spec"]["section"]["panelBankConfig"]["sections"]
+    suite = suites.load("identity")
+    assert [section["name"] for section in sections] == [e.title for e in suite.experiments.values()]
+    filters = filter_items(workspace["spec"]["section"]["runSets"][0])
+    assert filters[("config", "recipe_name")] == ("=", "identity")
+
+    def parallel_columns(section):
+        parallel = next(panel for panel in panels_of(section)
+                        if panel.get("config", {}).get("chartTitle") == dashboard.AXES_PARALLEL)
+        return [column["accessor"] for column in parallel["config"]["columns"]]
+
+    designs, units, _ = sections
+    assert parallel_columns(designs)[:-1] == ["config:variant_shortcut.value", "config:variant_gate_bias.value",
+                                              "config:variant_plain.value"]
+    assert "config:variant_unit.value" in parallel_columns(units)

@@ -40,10 +40,11 @@ def fake_records(results, planned, outcomes, recipe, dataset):
                                   "updated_at": "2026-12-02T10:00:00+00:00"})
 
 
-def build(tmp_path, suite_name, outcomes, recipe, dataset, only=None):
+def build(tmp_path, suite_name, outcomes, recipe, dataset, expensive=False):
     suite = suites.load(suite_name)
-    fake_records(tmp_path, suites.expand(suite, recipe, 0.05, seeds=2), outcomes, recipe, dataset)
-    return report_suite(suite_name, results_dir=tmp_path, recipe=recipe, scale=0.05, seeds=2, wandb_mode="disabled")
+    fake_records(tmp_path, suites.expand(suite, recipe, 0.05, seeds=2, expensive=expensive), outcomes, recipe, dataset)
+    return report_suite(suite_name, results_dir=tmp_path, recipe=recipe, scale=0.05, seeds=2, expensive=expensive,
+                        wandb_mode="disabled")
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,7 @@ def test_units_pages_have_the_papers_column_for_every_unit_and_depth(identity):
     row = next(line for line in page.splitlines() if line.startswith("| `resnet164(unit=preact)`"))
     assert "| 164 | bottleneck | preact: BN-ReLU-conv-BN-ReLU-conv, add (Fig. 4e" in row
     assert "5.45 ± 0.07 (n=2)" in row and "5.46 (Table 2)" in row
+    assert "nan" not in page  # a basic block's stride placement is absent, not pandas' NaN
     stats = pd.read_csv(identity / "units_statistics.csv").set_index("spec")
     assert stats.loc["resnet164(unit=preact)", "baseline"] == "resnet164"  # each unit against its depth's original
     assert stats.loc["resnet110(unit=preact)", "baseline"] == "resnet110"
@@ -124,7 +126,7 @@ WIDE = {"resnet164(unit=preact)": (5.5, 5.7), "resnet110": (6.5, 6.9), "wrn16_8"
 
 @pytest.mark.slow
 def test_the_wide_page_shows_the_cost_of_each_gain(tmp_path):
-    out = build(tmp_path, "cifar10", WIDE, "paper", {"name": "cifar10", "num_classes": 10})
+    out = build(tmp_path, "cifar10", WIDE, "paper", {"name": "cifar10", "num_classes": 10}, expensive=True)
     table = pd.read_csv(out / "wide.csv").set_index("spec")
     assert table.loc["wrn28_10", "params"] == 36_479_194 and table.loc["wrn16_8", "params"] == 10_961_370
     assert table.loc["wrn28_10", "macs"] == measure("wrn28_10").macs
@@ -134,7 +136,7 @@ def test_the_wide_page_shows_the_cost_of_each_gain(tmp_path):
     assert "WRN-28-10" in row and "36,479,194" in row and "(Zagoruyko & Komodakis 2016)" in row
     cheapest = min(measure(spec).macs for spec in WIDE)
     assert f"{measure('wrn28_10').macs / cheapest:.1f}x" in row
-    assert "pre-activation ResNet-164 (bottleneck)" in page and "WRN-16-8" in page
+    assert "pre-activation ResNet-164 (bottleneck)" in page and "WRN-16-8" in page and "nan" not in page
     stats = pd.read_csv(out / "wide_statistics.csv").set_index("spec")
     assert set(stats.baseline) == {"resnet164(unit=preact)"}
 
@@ -159,3 +161,10 @@ def test_the_cardinality_page_puts_resnext_table3_beside_ours_at_equal_cost(tmp_
     assert "MACs (128x128)" in page and "ours differ from 1 x 64d by" in page
     stats = pd.read_csv(out / "cardinality_statistics.csv").set_index("spec")
     assert set(stats.baseline) == {"resnet50b"} and len(stats) == 4
+
+
+def test_long_specs_are_ticked_one_option_a_line():
+    from bench.report.figures import tick_label
+
+    assert tick_label("resnet110(shortcut=exclusive_gate,gate_bias=-6)") == "resnet110\nshortcut=exclusive_gate\ngate_bias=-6"
+    assert tick_label("wrn28_10") == "wrn28_10"

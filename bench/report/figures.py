@@ -215,8 +215,8 @@ def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path,
     beside ours ("fail" written where the paper printed it), on an axis of its own when far from ours."""
     sns.set_theme(style="whitegrid", context="notebook")
     specs = list(errors)
-    # each spec gets room for its longest tick line (8 pt: about 0.075 in a character), so neighbours never touch
-    room = max([1.3] + [0.08 * len(line) for spec in specs for line in tick_label(spec).splitlines()])
+    # each spec gets room for its longest tick line (8 pt: about 0.06 in a character), so neighbours never touch
+    room = max([1.3] + [0.06 * len(line) for spec in specs for line in tick_label(spec).splitlines()])
     figure, axis = plt.subplots(figsize=(max(6.0, room * len(specs) + 2.0), 4.8 + 0.25 * _option_lines(specs)))
     palette = _colors(colors, specs)
     for position, spec in enumerate(specs):
