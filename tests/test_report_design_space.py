@@ -93,6 +93,8 @@ def test_units_pages_have_the_papers_column_for_every_unit_and_depth(identity):
     # Table 3: the 1001-layer pair is expensive, so not planned, and ResNet-1001's row is absent, not empty
     preact = pd.read_csv(identity / "preact_units.csv")
     assert list(preact.spec) == ["resnet110", "resnet110(unit=preact)", "resnet164", "resnet164(unit=preact)"]
+    assert ("Not planned: `resnet1001`, `resnet1001(unit=preact)` (marked expensive: `--expensive` trains and reports "
+            "them).") in (identity / "preact.md").read_text()
 
 
 def test_the_identity_pages_figures_show_the_papers_points(identity):
@@ -168,3 +170,17 @@ def test_long_specs_are_ticked_one_option_a_line():
 
     assert tick_label("resnet110(shortcut=exclusive_gate,gate_bias=-6)") == "resnet110\nshortcut=exclusive_gate\ngate_bias=-6"
     assert tick_label("wrn28_10") == "wrn28_10"
+
+
+@pytest.mark.parametrize("name", ["cifar10", "identity", "imagenette", "imagenet"])
+def test_the_specs_that_share_a_figure_have_colours_a_reader_tells_apart(name):
+    import itertools
+    import math
+
+    from bench.report.figures import spec_colors
+
+    groups = [experiment.runs + experiment.expensive for experiment in suites.load(name).experiments.values()]
+    colors = spec_colors([spec for group in groups for spec in group], groups)
+    for group in groups:
+        for first, second in itertools.combinations(dict.fromkeys(group), 2):
+            assert math.dist(colors[first], colors[second]) > 0.25, (first, second)

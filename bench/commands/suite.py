@@ -20,7 +20,8 @@ from .report import report_suite
 SUITE = Option("suite", help=f"suite name ({', '.join(suites.available_suites())}) or path to a .toml file; "
                              f"`./run_all.sh cifar10 ARGS` runs `python -m bench suite cifar10 ARGS`")
 SEEDS = Option("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 of every run (default: 1)")
-EXPENSIVE = Option("--expensive", switch=True, help="also the runs a suite marks expensive (cifar10: resnet1202, wrn28_10; identity: resnet1001 and its pre-activation form)")
+EXPENSIVE = Option("--expensive", switch=True, help="also the runs a suite marks expensive (cifar10: resnet1202, "
+                                                   "wrn28_10; identity: resnet1001 and its pre-activation form)")
 ONLY = Option("--only", metavar="EXPERIMENT[,EXPERIMENT]",
               help="train only these experiments (the reports still cover the whole suite)")
 # Which runs of a suite, and their records: `bench suite`, `bench report` and `bench dashboard` share it.

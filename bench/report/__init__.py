@@ -36,7 +36,8 @@ def build(suite, planned, results_dir: str | Path = "results", recipe: str = "",
     out_dir.mkdir(parents=True, exist_ok=True)
     context = _context(suite, recipe, scale, runs)
     every_spec = [spec for key in suite.experiments for spec in suite.experiments[key].runs + suite.experiments[key].expensive]
-    context = replace(context, colors=figures.spec_colors(every_spec))  # a spec's colour in every figure
+    groups = [suite.experiments[key].runs + suite.experiments[key].expensive for key in suite.experiments]
+    context = replace(context, colors=figures.spec_colors(every_spec, groups))  # a spec's colour in every figure
     pages = []
     for key in suite.experiments:
         experiment = suite.experiments[key]
@@ -152,6 +153,10 @@ def _provenance(part: pd.DataFrame, experiment, suite, recipe: str, scale: float
         f"Finished: {int((part.status == 'finished').sum())} of {len(part)}. Errors are final test errors in %, "
         "mean ± std over finished seeds.",
     ]
+    unplanned = [spec for spec in experiment.expensive if spec not in set(part.spec)]
+    if unplanned:
+        lines.append("Not planned: " + ", ".join(f"`{spec}`" for spec in unplanned)
+                     + " (marked expensive: `--expensive` trains and reports them).")
     for status in ("missing", "diverged", "failed", "interrupted", "running"):
         names = part[part.status == status]
         if len(names):

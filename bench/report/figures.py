@@ -23,12 +23,15 @@ FOOTER_ROOM = 0.06  # share of the figure's height kept under the axes for the f
 def _footer(figure, label: str) -> None:
     """Recipe, scale, seeds and device under the figure, so that a figure copied out of its page still says
     what it shows; then the layout, leaving the footer its room."""
-    if label:
-        figure.text(0.5, 0.01, label, ha="center", va="bottom", fontsize=8, color="dimgray")
+    lines = 0
+    if label:  # in lines that fit the figure's width (8 pt: about 15 characters an inch), not cut at its edges
+        text = textwrap.fill(label, max(40, int(figure.get_figwidth() * 15)))
+        lines = text.count("\n") + 1
+        figure.text(0.5, 0.01, text, ha="center", va="bottom", fontsize=8, color="dimgray")
     # Twice: a legend under an axis is anchored in axis units, so it moves up when the first pass shrinks the
     # axis; the second pass gives back the room the first one reserved for it (Figure 6 had a band of white).
     for _ in range(2):
-        figure.tight_layout(rect=(0, FOOTER_ROOM if label else 0, 1, 1))
+        figure.tight_layout(rect=(0, FOOTER_ROOM * lines, 1, 1))
 
 
 def _say_nothing(axis, text: str) -> None:
@@ -38,21 +41,27 @@ def _say_nothing(axis, text: str) -> None:
     axis.grid(False)
 
 
-def spec_colors(specs) -> dict:
-    """One colour per spec for every figure of a report (the report passes the suite's specs in order), so that
-    `resnet32` is the same colour in Figure 6 as in the shortcut curves. Qualitative colours, not a sequential
-    palette: five depths on viridis put 32, 44 and 56 in three blues a reader cannot tell apart. Up to 10 specs,
-    seaborn's colour-blind palette; beyond, hues around the circle taken about 0.38 of a turn apart (the golden
-    angle), so that specs next to each other in the suite, which share figures, never get neighbouring hues."""
+def spec_colors(specs, groups=None) -> dict:
+    """One colour per spec for every figure of a report (the report passes the suite's specs in order, and as
+    `groups` the specs of each experiment, which share its figures), so that `resnet32` is the same colour in
+    Figure 6 as in the shortcut curves. Qualitative colours, not a sequential palette: five depths on viridis put
+    32, 44 and 56 in three blues a reader cannot tell apart. Up to 10 specs, seaborn's colour-blind palette.
+    Beyond, each spec in turn takes, from 48 hues at two lightnesses, the colour farthest from those the specs
+    it shares a figure with already have: a suite of 20 specs on one wheel gave two of the 5 specs of
+    Imagenette's cardinality figure the same pink."""
     specs = list(dict.fromkeys(specs))
-    count = max(len(specs), 1)
-    if count <= 10:
-        return dict(zip(specs, sns.color_palette("colorblind", count)))
-    hues = sns.color_palette("husl", count)
-    stride = round(count * 0.382)
-    while math.gcd(stride, count) != 1:
-        stride += 1
-    return dict(zip(specs, (hues[(index * stride) % count] for index in range(count))))
+    if len(specs) <= 10:
+        return dict(zip(specs, sns.color_palette("colorblind", max(len(specs), 1))))
+    groups = [list(group) for group in groups] if groups else [specs]
+    candidates = sns.husl_palette(24, l=0.6) + sns.husl_palette(24, l=0.4, h=0.5 / 24)
+    colors: dict = {}
+    for spec in specs:
+        companions = {other for group in groups if spec in group for other in group} - {spec}
+        near = [colors[other] for other in companions if other in colors] or list(colors.values())
+        taken = set(colors.values())
+        colors[spec] = max(candidates, key=lambda color: (min((math.dist(color, other) for other in near),
+                                                              default=0.0), color not in taken))
+    return colors
 
 
 def _colors(colors: dict | None, order) -> dict:

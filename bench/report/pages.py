@@ -390,7 +390,7 @@ def units_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
         row["paper_error"] = float(match.test_error.iloc[0]) if len(match) else None
         cells["depth"] = row["depth"]
         cells["block"] = row["block"]
-        cells["unit"] = f"{row['unit']}: {UNITS[row['unit']].meaning}"
+        cells["unit"] = f"{row['unit']}: {UNITS[row['unit']].meaning}" if row["unit"] in UNITS else ""  # timm: none
         cells["test error % (ours)"] = _fail_aware_cell(specs[row["spec"]])
         cells["test error % (paper)"] = (_fmt(row["paper_error"]) + f" ({match.source.iloc[0].split()[-2]} "
                                          f"{match.source.iloc[0].split()[-1]})") if len(match) else ""
@@ -441,6 +441,8 @@ def wide_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
 
 def _net_words(row) -> str:
     """'pre-activation ResNet-164 (bottleneck)', 'WRN-28-10': the row's net as the papers name it."""
+    if row["family"] == "timm":
+        return row["spec"]
     unit = "pre-activation " if row["unit"] == "preact" else ""
     if row["widen"] != 1:  # the WRN paper counts the shortcut projections' layers too: d = 6n + 4
         return f"WRN-{2 * sum(row['layers']) + 4}-{row['widen']}"
