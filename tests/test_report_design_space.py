@@ -184,3 +184,16 @@ def test_the_specs_that_share_a_figure_have_colours_a_reader_tells_apart(name):
     for group in groups:
         for first, second in itertools.combinations(dict.fromkeys(group), 2):
             assert math.dist(colors[first], colors[second]) > 0.25, (first, second)
+
+
+def test_table1s_figures_are_ResNet_110s_alone(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\ndataset = "cifar10"\n[experiments.designs]\ntitle = "Designs on ResNet-56"\n'
+                    'report = "shortcut_designs"\nruns = ["resnet56", "resnet56(shortcut=scaled)"]\n')
+    out = build(tmp_path, str(path), {"resnet56": (7.0, 7.2), "resnet56(shortcut=scaled)": (9.0, 9.4)}, "paper",
+                {"name": "cifar10", "num_classes": 10})
+    table = pd.read_csv(out / "table1_shortcut_designs.csv").set_index("spec")
+    assert table.paper_error.isna().all() and table.paper_outcome.isna().all()
+    row = next(line for line in (out / "designs.md").read_text().splitlines()
+               if line.startswith("| `resnet56(shortcut=scaled)`"))
+    assert "| constant scaling | 0.5 / 0.5 |" in row and row.rstrip().endswith("| 9.20 ± 0.28 (n=2) |  |")

@@ -345,22 +345,22 @@ def shortcut_designs_page(experiment, summary: pd.DataFrame, curves, out_dir: Pa
     built = table1.dropna(subset=["shortcut"])
     matched = set()
     for row, cells in zip(rows, shown):
-        same = built[(built.shortcut == row["shortcut"])
-                     & (built.gate_bias.isna() | (built.gate_bias == row["gate_bias"]))]
+        same = built[(built.shortcut == row["shortcut"]) & (built.gate_bias.isna() | (built.gate_bias == row["gate_bias"]))]
         published = same.iloc[0] if len(same) else None
-        if published is not None:
+        # the paper's Table 1 is of ResNet-110 alone: another net gets the design's words, not its figures
+        figures_apply = published is not None and (row["family"], row["depth"]) == ("cifar", 110)
+        if figures_apply:
             matched.add(published.name)
         design = (published.variant + (f", b_g {row['gate_bias']:g}" if row["shortcut"] in GATED_SHORTCUTS
                                        else "")) if published is not None else f"shortcut={row['shortcut']}"
-        row.update(paper_error=None if published is None else published.test_error,
-                   paper_outcome=None if published is None else published.outcome,
+        row.update(paper_error=published.test_error if figures_apply else None,
+                   paper_outcome=published.outcome if figures_apply else None,
                    outcome=paper_outcome(specs[row["spec"]]))
         cells["design"] = design
         cells["on shortcut / on residual"] = ("" if published is None
                                               else f"{published.on_shortcut} / {published.on_residual}")
         cells["test error % (ours)"] = _fail_aware_cell(specs[row["spec"]])
-        cells["test error % (paper Table 1)"] = ("" if published is None
-                                                 else _published_cell(published.test_error, published.outcome))
+        cells["test error % (paper Table 1)"] = _published_cell(row["paper_error"], row["paper_outcome"])
     page.tables.append(Table("table1_shortcut_designs", f"Identity Mappings Table 1 analog: shortcut designs on "
                              f"{context.where}", pd.DataFrame(rows),
                              _reorder(pd.DataFrame(shown), ["spec", "design", "on shortcut / on residual"])))
@@ -386,7 +386,7 @@ def units_page(experiment, summary: pd.DataFrame, curves, out_dir: Path,
     rows, shown = _variant_rows(experiment, specs, page_axes=("unit", "block", "stride_in"), context=context)
     paper = reference("identity_units")
     for row, cells in zip(rows, shown):
-        match = paper[(paper.depth == row["depth"]) & (paper.unit == row["unit"])]
+        match = paper[(paper.depth == row["depth"]) & (paper.unit == row["unit"]) & (row["family"] == "cifar")]
         row["paper_error"] = float(match.test_error.iloc[0]) if len(match) else None
         cells["depth"] = row["depth"]
         cells["block"] = row["block"]
