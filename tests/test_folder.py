@@ -376,15 +376,16 @@ def test_imagenette_suite_expands_to_the_papers_imagenet_questions():
     assert (suite.dataset, suite.recipe) == ("imagenette", "bot")
     planned = suites.expand(suite, seeds=1)
     specs = [run.spec for run in planned]
-    assert len(specs) == len(set(specs)) == 15
+    assert len(specs) == len(set(specs)) == 19
     assert {"plain18", "plain34", "resnet18(shortcut=A)", "resnet34(shortcut=A)", "resnet101", "resnet34",
             "resnet34(shortcut=C)", "resnet50", "resnet50b", "resnet50c", "resnet50d", "resnet18c",
-            "resnet34c", "resnet50(stem=deep)", "resnet18"} == set(specs)
+            "resnet34c", "resnet50(stem=deep)", "resnet18", "resnet50b(groups=2,base_width=40)",
+            "resnet50b(groups=4,base_width=24)", "resnet50b(groups=8,base_width=14)", "resnext50_32x4d"} == set(specs)
     assert all("_imagenette_bot-x1_seed0_" in run.run_id for run in planned)
     shared = {run.spec: run.experiments for run in planned}
     assert shared["resnet34(shortcut=A)"] == ("depth", "shortcuts") and shared["resnet50"] == ("depth", "tweaks", "stems")
     smoke_ids = {run.run_id for run in suites.expand(suite, "smoke", 0.5, 2)}
-    assert len(smoke_ids) == 30 and all("_imagenette_smoke-x0.5_" in run_id for run_id in smoke_ids)
+    assert len(smoke_ids) == 38 and all("_imagenette_smoke-x0.5_" in run_id for run_id in smoke_ids)
     imagenet = suites.load("imagenet")
     assert imagenet.recipe == "imagenet" and imagenet.experiments.keys() == suite.experiments.keys()
 
