@@ -35,8 +35,8 @@ def build(suite, planned, results_dir: str | Path = "results", recipe: str = "",
         records.within(out_dir, key)
     out_dir.mkdir(parents=True, exist_ok=True)
     context = _context(suite, recipe, scale, runs)
-    every_spec = [spec for key in suite.experiments for spec in suite.experiments[key].runs + suite.experiments[key].expensive]
-    groups = [suite.experiments[key].runs + suite.experiments[key].expensive for key in suite.experiments]
+    groups = [experiment.runs + experiment.expensive for experiment in suite.experiments.values()]  # share figures
+    every_spec = [spec for group in groups for spec in group]
     context = replace(context, colors=figures.spec_colors(every_spec, groups))  # a spec's colour in every figure
     pages = []
     for key in suite.experiments:

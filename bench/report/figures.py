@@ -246,8 +246,7 @@ def error_intervals(errors: dict[str, list[float]], estimates: dict, path: Path,
     axis.margins(y=0.12)  # a point on the edge of the axes reads as cut off
     axis.set_ylabel("final test error (%)")
     if published:
-        _published_points(axis, specs, published, [mean for estimate in estimates.values() if estimate.n
-                                                    for mean in [estimate.mean]])
+        _published_points(axis, specs, published, [estimate.mean for estimate in estimates.values() if estimate.n])
     spread = ("mean (diamond), 95% CI of the mean (whiskers), seeds (dots)"
               if any(estimate.n > 1 for estimate in estimates.values())
               else "one seed per spec: no interval can be drawn (train with --seeds 3 or more)")
