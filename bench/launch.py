@@ -30,7 +30,7 @@ import torch
 
 from .errors import UserError
 from .options import Group, Option
-from .train import resolve_device
+from .execution import resolve_device
 
 STOP_GRACE_SECONDS = 30  # a child stopped with SIGINT records `interrupted`; it gets this long before a kill
 

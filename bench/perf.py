@@ -40,6 +40,8 @@ import variants
 from . import data as datasets
 from . import recipe as recipes
 from . import standard, train
+from .execution import Execution, cpu_name
+from .paths import ArrayPath, TrainingPath
 from .errors import UserError
 from .runs import Request
 
@@ -204,9 +206,9 @@ def load(s: "Settings") -> datasets.Data:
     return datasets.Source(s.data_dir, s.cache_dir, download=False).load(s.dataset, _recipe(s).inputs)
 
 
-def _execution(device: torch.device) -> train.Execution:
+def _execution(device: torch.device) -> Execution:
     """The runner's default execution on this device: what `python -m bench train` would use."""
-    return train.Execution(device).resolved()
+    return Execution(device).resolved()
 
 
 def _standard_train(spec: str, data: datasets.Data, s: Settings, memory: PeakMemory | None = None) -> float:
@@ -258,20 +260,20 @@ def _peak_memory_child(job_json: str) -> None:
     print(peak.mb)
 
 
-def _suite_path(spec: str, data: datasets.Data, s: Settings, batch_size: int | None = None) -> train.TrainingPath:
+def _suite_path(spec: str, data: datasets.Data, s: Settings, batch_size: int | None = None) -> TrainingPath:
     """The runner's path for `spec` on `data` (whose training split is on the device already, or is moved)."""
     model, plan = _measured(s, spec, data, batch_size)
-    return train.TrainingPath(model, data, plan, 0, _execution(s.device))
+    return TrainingPath(model, data, plan, 0, _execution(s.device))
 
 
-def _suite_train(path: train.TrainingPath, s: Settings, iters: int) -> float:
+def _suite_train(path: TrainingPath, s: Settings, iters: int) -> float:
     """Seconds per step of the runner's training step, after `s.warmup` untimed steps."""
     seconds = _timed_training(s.device, path.step, _suite_batches(path.loader), s.warmup, iters)
     path.totals()
     return seconds / iters
 
 
-def _suite_model_only(path: train.TrainingPath, s: Settings) -> float:
+def _suite_model_only(path: TrainingPath, s: Settings) -> float:
     """B's training images/s on one batch made once: the model's step alone, the most any data pipeline allows."""
     images, labels = next(_suite_batches(path.loader))
     seconds = _timed_training(s.device, path.step, iter(lambda: (images, labels), None), s.warmup, s.iters)
@@ -291,7 +293,7 @@ def _standard_data(data: datasets.Data, s: Settings, batches_count: int) -> floa
     return batches_count * s.batch_size / _timed(s.device, fetch)
 
 
-def _suite_data(path: train.TrainingPath, s: Settings, batches_count: int) -> float:
+def _suite_data(path: TrainingPath, s: Settings, batches_count: int) -> float:
     batches = _suite_batches(path.loader)
     path.inputs(next(batches)[0])
 
@@ -311,7 +313,7 @@ def _standard_inference(spec: str, data: datasets.Data, s: Settings, count: int)
     return count / _timed(s.device, lambda: path.evaluate(batches))
 
 
-def _suite_inference(path: train.TrainingPath, test: datasets.Split, s: Settings, count: int) -> float:
+def _suite_inference(path: TrainingPath, test: datasets.Split, s: Settings, count: int) -> float:
     # warm-up: kernels for the evaluation batch, and CUDA graphs, recorded on the third call of a compiled model
     path.evaluate(test, limit=min(count, 3 * path.execution.eval_batch))
     return count / _timed(s.device, lambda: path.evaluate(test, limit=count))
@@ -455,7 +457,7 @@ def _transform_words(step) -> str:
     return type(step).__name__
 
 
-def _compile_words(execution: train.Execution) -> str:
+def _compile_words(execution: Execution) -> str:
     return "eager" if execution.compile == "off" else f"torch.compile {execution.compile}"
 
 
@@ -465,7 +467,7 @@ def _machine(s: Settings) -> dict:
     execution = _execution(s.device)
     return {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{train._cpu_name()}, {standard.default_workers()} cores usable, {platform.system()}",
+        "machine": f"{cpu_name()}, {standard.default_workers()} cores usable, {platform.system()}",
         "device": execution.describe()["device_name"] + f" ({s.device})",
         "versions": f"Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}",
         "suite_execution": f"{execution.precision}, {'channels_last' if execution.channels_last else 'NCHW'}, "
@@ -692,3 +694,97 @@ def run(s: Settings, say=print) -> Path:
 def command_line(argv: list[str]) -> str:
     """The command as a user would paste it back into a shell."""
     return "python -m bench " + " ".join(shlex.quote(arg) for arg in argv)
+
+
+# ---- run arrays: K runs alone, one after another, against one array of K (`bench perf --array K`) ---------
+
+def _array_paths(spec: str, data: datasets.Data, s: Settings, size: int):
+    """K runs alone (seeds 0..K-1, each its own net and SGD) and one array of the same K seeds."""
+    run = Request(spec, s.dataset, _recipe(s)).resolve()
+    plan = run.plan(len(data.train))
+
+    def net(seed: int):
+        torch.manual_seed(seed)
+        return variants.create(run.trained, num_classes=data.num_classes)
+
+    seeds = tuple(range(size))
+    alone = [TrainingPath(net(seed), data, plan, seed, _execution(s.device)) for seed in seeds]
+    return alone, ArrayPath([net(seed) for seed in seeds], data, plan, seeds, _execution(s.device))
+
+
+def _array_train(path, s: Settings, iters: int) -> float:
+    """Seconds for `iters` steps of every seed of `path` (an array, or a run alone: an array of one)."""
+    streams = [_suite_batches(loader) for loader in path.loaders]
+    lrs = [0.1] * len(streams)
+    for _ in range(s.warmup):
+        path.train_step([next(stream) for stream in streams], lrs)
+
+    def steps():
+        for _ in range(iters):
+            path.train_step([next(stream) for stream in streams], lrs)
+
+    seconds = _timed(s.device, steps)
+    path.seed_totals()
+    return seconds
+
+
+def measure_arrays(s: Settings, data: datasets.Data, size: int, say) -> list[Row]:
+    """Per spec, alternating within one process: K runs alone trained one after another (each `iters` steps),
+    then one array of K (`iters` steps of all K): aggregate training img/s and each phase's peak memory."""
+    placed = replace(data, train=data.train.to(s.device))
+    rows = []
+    for spec in s.specs:
+        alone, array = _array_paths(spec, placed, s, size)
+        images = size * s.iters * s.batch_size
+        for repeat in range(s.repeats):
+            with PeakMemory(s.device) as memory:
+                seconds = sum(_array_train(path, s, s.iters) for path in alone)
+            rows += [Row(spec, "train_img_s", f"{size} alone", repeat, images / seconds, "img/s", s.batch_size),
+                     Row(spec, "peak_memory_mb", f"{size} alone", repeat, memory.mb, "MB", s.batch_size)]
+            with PeakMemory(s.device) as memory:
+                seconds = _array_train(array, s, s.iters)
+            rows += [Row(spec, "train_img_s", f"array of {size}", repeat, images / seconds, "img/s", s.batch_size),
+                     Row(spec, "peak_memory_mb", f"array of {size}", repeat, memory.mb, "MB", s.batch_size)]
+            say(f"  {spec} repeat {repeat + 1}/{s.repeats}: {size} alone {rows[-4].value:,.0f} img/s, array of "
+                f"{size} {rows[-2].value:,.0f} img/s")
+    return rows
+
+
+def array_markdown(frame, s: Settings, size: int) -> str:
+    machine = _machine(s)
+    lines = [f"# Run arrays: {size} runs alone against one array of {size} ({machine['device']})", "",
+             f"{machine['date']}; {machine['machine']}; {machine['versions']}; {machine['suite_execution']}.", "",
+             f"Command: `{s.command}`", "",
+             f"In one process, alternating: {size} runs alone (seeds 0..{size - 1}, each its own net, SGD and "
+             f"data stream) trained one after another for {s.iters} steps each, then one array of the same "
+             f"{size} seeds for {s.iters} steps (paths.ArrayPath: vmap over stacked weights, a learning rate per "
+             f"seed), after {s.warmup} untimed steps each; batch {s.batch_size} per seed; the median of "
+             f"{s.repeats} repeats. Aggregate img/s counts every seed's images. Peak memory: " +
+             ("the CUDA allocator's peak above what was allocated before the phase." if s.device.type == "cuda"
+              else "the process's RSS peak above its start (the nets and their data, not reset between phases: "
+                   "a rough figure on the CPU)."), "",
+             f"| spec | {size} alone img/s | array of {size} img/s | array / alone | {size} alone peak MB | "
+             f"array peak MB |", "|---|---:|---:|---:|---:|---:|"]
+    for spec in s.specs:
+        alone = _median(frame, spec, "train_img_s", f"{size} alone")
+        array = _median(frame, spec, "train_img_s", f"array of {size}")
+        lines.append(f"| {spec} | {alone:,.0f} | {array:,.0f} | {array / alone:.2f}x | "
+                     f"{_median(frame, spec, 'peak_memory_mb', f'{size} alone'):,.0f} | "
+                     f"{_median(frame, spec, 'peak_memory_mb', f'array of {size}'):,.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_arrays(s: Settings, size: int, say=print) -> Path:
+    """`bench perf --array K`: OUT/array.csv and OUT/array.md; returns array.md."""
+    s.validate()
+    if size < 1:
+        raise UserError(f"--array {size} is not allowed: it must be at least 1")
+    data = load(s)
+    s.image_size = data.image_size
+    say(f"perf --array {size} on {_execution(s.device).describe()['device_name']} ({s.device})")
+    frame = _frame(measure_arrays(s, data, size, say))
+    s.out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(s.out / "array.csv", index=False)
+    written = s.out / "array.md"
+    written.write_text(array_markdown(frame, s, size))
+    return written

@@ -53,9 +53,11 @@ class Progress:
         elif self.lines and time.monotonic() - self.last_line >= LINE_EVERY:
             self.line(iteration)
 
-    def logged(self, iteration: int, loss: float, error: float, lr: float) -> None:
-        """At a log point: the curves' latest values, for the bar now and the next line."""
-        self.logged_words = f"at iteration {iteration:,}: loss {loss:.3f}, train error {error:.1f}%, lr {lr:g}"
+    def logged(self, iteration: int, loss: float, error: float, lr: float, seeds: int = 1) -> None:
+        """At a log point: the curves' latest values, for the bar now and the next line (a run array's: the
+        means over its `seeds` still training, and the first one's lr)."""
+        mean = f" (mean of {seeds} seeds)" if seeds > 1 else ""
+        self.logged_words = f"at iteration {iteration:,}: loss {loss:.3f}, train error {error:.1f}%{mean}, lr {lr:g}"
         if self.bar is not None:
             self.bar.update(iteration - self.bar.n)
             self.bar.set_postfix(loss=f"{loss:.3f}", err=f"{error:.1f}%", lr=f"{lr:g}")

@@ -219,10 +219,54 @@ class SuiteResult:
     stopped_by: KeyboardInterrupt | None = None  # Ctrl-C or a signal (stopping.Stop): the suite stopped early
 
 
+ARRAY_CHOICES = "auto, off or a number of seeds"
+# `--array auto`: the CPU trains each run alone (an array of 3 resnet20 seeds measured 0.5-0.6x the img/s of 3
+# runs alone on this project's 2-core CPU: its convolutions are compute-bound, and vmap's batch norm adds
+# work); a GPU trains up to 4 seeds of a spec together (not measured yet: ResNet-20 alone leaves an H100 over
+# 99% idle, HFTA measured up to 15x for such jobs; each array child checks that its seeds fit in memory).
+AUTO_ARRAY = {"cpu": 1, "cuda": 4}
+
+
+def array_size(choice: str, device: str) -> int:
+    """The most seeds one training child trains together, for `--array CHOICE` on slots of `device`."""
+    if choice == "auto":
+        return AUTO_ARRAY["cuda" if device.startswith("cuda") else "cpu"]
+    if choice == "off":
+        return 1
+    try:
+        size = int(choice)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise SuiteError(f"--array {choice} is not allowed; choose {ARRAY_CHOICES} (1 or more)")
+    return size
+
+
+def arrays(todo: list[PlannedRun], size: int) -> list[list[PlannedRun]]:
+    """The runs as training children take them: the seeds of one spec (same dataset, recipe and scale) in
+    arrays of at most `size`, each a run of consecutive seeds (a child is given its first seed and a count),
+    in the order the suite plans them (an array where its first seed stood)."""
+    same: dict[str, list[PlannedRun]] = {}
+    for run in todo:
+        same.setdefault(run.run.with_seed(0).run_id, []).append(run)
+    units, placed = [], set()
+    for run in todo:
+        key = run.run.with_seed(0).run_id
+        if key in placed:
+            continue
+        placed.add(key)
+        seeds = sorted(same[key], key=lambda planned: planned.seed)
+        units += [seeds[i:i + size] for i in range(0, len(seeds), size)]
+    order = {run.run_id: position for position, run in enumerate(todo)}
+    return sorted(units, key=lambda unit: order[unit[0].run_id])
+
+
 def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, source: datasets.Source,
-              results_dir: str | Path, child_arguments: Callable[[Run, str], list[str]]) -> SuiteResult:
+              results_dir: str | Path, child_arguments: Callable[[Run, str], list[str]],
+              array: str = "off") -> SuiteResult:
     """Train every planned run that has no finished record, as many at a time as the launcher has slots, each
-    in its own process: `python -m bench train` with `child_arguments(run, device)`. Ctrl-C or a stopping
+    in its own process: `python -m bench train` with `child_arguments(run, device)`, or with `--array`, the
+    seeds of a spec together (`arrays`), one process with `--seeds N`. Ctrl-C or a stopping
     signal asks the children in flight to record `interrupted` and returns what was done (`stopped_by`)."""
     result = SuiteResult()
     todo, done_share = [], {}
@@ -241,8 +285,11 @@ def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, so
     resuming = [share for share in done_share.values() if share]
     resumes = (f", {len(resuming)} of them resuming where they stopped ({_shares(resuming)} done)"
                if resuming else "")
+    size = array_size(array, launcher.slots[0]) if launcher.slots else 1
+    units = arrays(todo, size)
+    together = f", as {len(units)} training processes (arrays of up to {size} seeds)" if len(units) < len(todo) else ""
     print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train"
-          f"{resumes} ({recipe}{len(launcher.slots)} at a time{where})")
+          f"{resumes} ({recipe}{len(launcher.slots)} at a time{where}{together})")
     if not todo:
         return result
     # Once, here: a missing dataset is one clear error (or one download, one cache to build), not one per run
@@ -251,26 +298,27 @@ def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, so
     estimate = _CostEstimate(todo, data.num_classes, data.image_size, done_share)
     print(_forecast(todo, data, estimate, launcher), flush=True)
     launcher.prepare(Path(results_dir))
-    scheduler = Scheduler(suite, todo, launcher, Path(results_dir), child_arguments, result, estimate)
+    scheduler = Scheduler(suite, units, launcher, Path(results_dir), child_arguments, result, estimate)
     scheduler.run()
     return result
 
 
 class Scheduler:
-    """The suite's loop: keep every slot of the launcher busy with a run, settle each run as its child ends,
+    """The suite's loop: keep every slot of the launcher busy with a run (or an array of a spec's seeds: a
+    unit, one child), settle each run as its child ends,
     and wait for the runs that another process (another suite, another terminal) trains right now: their
     outcome is taken from their record once they end, and a run whose holder died is trained here, resuming.
     Each attempt's log gets a header naming the process that started it; attempts append, never overwrite."""
 
     WAIT_POLL = 2.0  # seconds between looks at the runs another process trains
 
-    def __init__(self, suite: Suite, todo: list[PlannedRun], launcher: Launcher, results_dir: Path,
+    def __init__(self, suite: Suite, units: list[list[PlannedRun]], launcher: Launcher, results_dir: Path,
                  child_arguments: Callable[[Run, str], list[str]], result: SuiteResult, estimate: "_CostEstimate"):
         self.suite, self.launcher, self.results_dir = suite, launcher, results_dir
         self.child_arguments, self.result, self.estimate = child_arguments, result, estimate
-        self.total = len(todo)
-        self.queue = list(todo)
-        self.running: dict[int, tuple[Job, PlannedRun, float]] = {}  # slot: (job, run, start)
+        self.total = sum(len(unit) for unit in units)
+        self.queue = list(units)
+        self.running: dict[int, tuple[Job, list[PlannedRun], float]] = {}  # slot: (job, its runs, start)
         self.waiting: dict[str, tuple[PlannedRun, str]] = {}  # run id: (run, its holder)
         self.done = 0
         self.logs = records.within(results_dir / "suites", suite.name, "logs")
@@ -293,8 +341,10 @@ class Scheduler:
                     self.look_at_waiting()
                 if (self.running or self.waiting) and time.monotonic() - self.last_progress >= PROGRESS_EVERY:
                     self.last_progress = time.monotonic()
-                    for _, run, started in self.running.values():
-                        print(f"    {_progress_line(self.results_dir, run, time.monotonic() - started)}", flush=True)
+                    for _, unit, started in self.running.values():
+                        for run in unit:
+                            print(f"    {_progress_line(self.results_dir, run, time.monotonic() - started)}",
+                                  flush=True)
                     for run, holder in self.waiting.values():
                         print(f"    {run.spec} seed {run.seed}: trained by {holder}; waiting", flush=True)
         except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM, SIGHUP: later signals let this finish (stopping.py)
@@ -303,42 +353,70 @@ class Scheduler:
                 print(f"\nstopping: {len(self.running)} training process(es) record where they are", flush=True)
         finally:
             _stop([job for job, _, _ in self.running.values()])
-        self.result.interrupted += [run for _, run, _ in self.running.values()]
+        self.result.interrupted += [run for _, unit, _ in self.running.values() for run in unit]
         self.result.waiting += [run for run, _ in self.waiting.values()]
 
-    def start(self, slot: int, device: str, run: PlannedRun) -> None:
-        holder = records.RunRecord(self.results_dir, run.run_id).holder()
-        if holder is not None:  # trained elsewhere right now: no child of ours would get its lock
-            return self.wait_for(run, holder)
-        log = self.logs / f"{run.run_id}.log"
+    def start(self, slot: int, device: str, unit: list[PlannedRun]) -> None:
+        free = []
+        for run in unit:
+            holder = records.RunRecord(self.results_dir, run.run_id).holder()
+            if holder is not None:  # trained elsewhere right now: no child of ours would get its lock
+                self.wait_for(run, holder)
+            else:
+                free.append(run)
+        if not free:
+            return
+        if [run.seed for run in free] != list(range(free[0].seed, free[0].seed + len(free))):
+            self.queue[:0] = [[run] for run in free[1:]]  # a gap in the seeds: the others alone, next
+            free = free[:1]
+        run = free[0]
+        log = self.log_of(free)
         with records.no_space_is(self.logs, None, "a training log"), open(log, "a") as handle:
             handle.write(f"==== {_now()}: suite {self.suite.name}, {socket.gethostname()} pid {os.getpid()}, "
                          f"device {device} ====\n")
         command = [sys.executable, "-m", "bench", "train", *self.child_arguments(run.run, device)]
+        if len(free) > 1:
+            command += ["--seeds", str(len(free))]
         with stopping.deferred():  # a child started is a child counted, so that a stop stops it
-            self.running[slot] = (self.launcher.submit(command, log), run, time.monotonic())
-        print(f"[{self.done}/{self.total}] start {run.spec} seed {run.seed} on {device} "
-              f"({', '.join(run.experiments)})", flush=True)
+            self.running[slot] = (self.launcher.submit(command, log), free, time.monotonic())
+        seeds = f"seeds {', '.join(str(r.seed) for r in free)} as one array" if len(free) > 1 else f"seed {run.seed}"
+        print(f"[{self.done}/{self.total}] start {run.spec} {seeds} on {device} ({', '.join(run.experiments)})",
+              flush=True)
+
+    def log_of(self, unit: list[PlannedRun]) -> Path:
+        """A child's log: its first run's (an array's seeds all write there)."""
+        return self.logs / f"{unit[0].run_id}.log"
 
     def settle(self, slot: int, returncode: int) -> None:
         with stopping.deferred():
             self._settle(slot, returncode)
 
     def _settle(self, slot: int, returncode: int) -> None:
-        job, run, started = self.running.pop(slot)
-        if returncode == records.EXIT_HELD:  # another process took the run between our look and the child's
-            holder = records.RunRecord(self.results_dir, run.run_id).holder() or "another process"
-            return self.wait_for(run, holder)
-        self.done += 1
+        job, unit, started = self.running.pop(slot)
+        if returncode == records.EXIT_HELD:  # another process took a run between our look and the child's
+            for run in unit:
+                holder = records.RunRecord(self.results_dir, run.run_id).holder()
+                if holder is not None or len(unit) == 1:
+                    self.wait_for(run, holder or "another process")
+                elif records.RunRecord(self.results_dir, run.run_id).status() not in records.DONE:
+                    self.queue.insert(0, [run])
+            return
         seconds = time.monotonic() - started
-        status = _settle(self.results_dir, run, returncode, self.logs)
+        for run in unit:
+            # an array's seeds share its time: each run's share of it is what the ETA counts
+            self.settle_run(run, returncode, seconds, seconds / len(unit), self.log_of(unit))
+
+    def settle_run(self, run: PlannedRun, returncode: int, seconds: float, share: float, log: Path) -> None:
+        self.done += 1
+        status = _settle(self.results_dir, run, returncode, log)
         {"finished": self.result.finished, "diverged": self.result.diverged}.get(status, self.result.failed).append(run)
         summary = records.RunRecord(self.results_dir, run.run_id).summary() or {}
         resumed = self.estimate.done_share.get(run.run_id, 0.0)
-        self.estimate.record(run, seconds, summary)
+        self.estimate.record(run, share, summary)
         detail = f"test error {summary['test_error']:.2f}%" if summary.get("test_error") is not None else \
-            f"see {self.logs / (run.run_id + '.log')}"
-        eta = self.estimate.remaining(self.queue + [r for _, r, _ in self.running.values()], len(self.launcher.slots))
+            f"see {log}"
+        left = [r for unit in self.queue for r in unit] + [r for _, unit, _ in self.running.values() for r in unit]
+        eta = self.estimate.remaining(left, len(self.launcher.slots))
         if resumed:
             detail += f"; resumed at {100 * resumed:.0f}% of its iterations"
         print(f"[{self.done}/{self.total}] {status} {run.spec} seed {run.seed} in {seconds:.0f} s ({detail}); "
@@ -367,12 +445,12 @@ class Scheduler:
                         self.result.diverged.append(run)
                     print(f"[{self.done}/{self.total}] {status} {run.spec} seed {run.seed} by {holder}", flush=True)
                 else:
-                    self.queue.insert(0, run)
+                    self.queue.insert(0, [run])
                     print(f"    {run.spec} seed {run.seed}: {holder} let go of it unfinished ({status}); training it "
                           f"here", flush=True)
 
 
-def _settle(results_dir, run: PlannedRun, returncode: int, logs: Path) -> str:
+def _settle(results_dir, run: PlannedRun, returncode: int, log: Path) -> str:
     """The status a finished child left; a child that died before recording anything is recorded as failed."""
     record = records.RunRecord(results_dir, run.run_id)
     status = record.status()
@@ -381,7 +459,7 @@ def _settle(results_dir, run: PlannedRun, returncode: int, logs: Path) -> str:
             "status": "failed", "run_id": run.run_id, "spec": run.spec, "seed": run.seed,
             "updated_at": _now(),
             "reason": f"the training process exited with status {returncode} before recording anything; "
-                      f"see {logs / (run.run_id + '.log')}",
+                      f"see {log}",
         })
         return "failed"
     if status in ("running", "interrupted") or (returncode not in (0, 3) and status != "diverged"):
@@ -417,7 +495,7 @@ def _forecast(todo: list[PlannedRun], data: datasets.Data, estimate: "_CostEstim
     device (local runs; a Ray cluster's speed is known once its first runs end)."""
     import torch
 
-    from .train import Execution
+    from .execution import Execution
 
     works = [forecast.Work(run.spec, round((1 - estimate.done_share.get(run.run_id, 0.0)) * run.run.plan(
         len(data.train)).iterations * run.run.recipe.batch_size), estimate.work[run.spec]) for run in todo]

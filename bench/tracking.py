@@ -160,7 +160,8 @@ class Tracker:
                 project=PROJECT, id=wandb_id, name=name, group=group, config=wandb_config(config),
                 tags=[tag[:MAX_TAG] for tag in tags],
                 job_type=job_type, dir=str(directory), mode=mode, resume="allow",
-                settings=wandb.Settings(console="off", silent=True),
+                # several at once in one process: a run array's seeds are a W&B run each
+                reinit="create_new", settings=wandb.Settings(console="off", silent=True),
             )
             define_metrics(self.run)
             # A run W&B resumed server-side (online) keeps its steps; it drops any below `starting_step` (its

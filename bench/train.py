@@ -1,19 +1,22 @@
 """Train one variant on a dataset with a recipe (the paper's CIFAR §4.2 or ImageNet §3.4, Bag of Tricks'),
-recording everything a comparison needs.
+recording everything a comparison needs; or several seeds of it at once, as one run array (paths.ArrayPath),
+each seed still its own run with the id, records and W&B run it has alone.
 
 `run()` takes a resolved run (runs.py) and decides what to do with its id: skip a finished run, resume an
-interrupted one, start afresh. `Trainer.fit()` is the loop itself, top to bottom: set the lr from the
-schedule, take an augmented batch from the device-resident data, step SGD, and at log points (the only host
-syncs) record the curves, evaluate, checkpoint. A NaN/inf loss ends the run as `diverged`; an exception ends
-it as `failed`; Ctrl-C as `interrupted`. Each keeps what was recorded, and the next call resumes from the
-last checkpoint. The records and W&B describe the net as trained (`Run.trained`: a recipe's zero-gamma
-included), under the run id and name of the request.
+interrupted one, start afresh; `run_seeds()` does the same for the seeds of one run, training those that start
+from the same iteration together. `Trainer.fit()` is the loop itself, top to bottom: set each seed's lr from
+the schedule, take its augmented batch from the device-resident data, step SGD, and at log points (the only
+host syncs) record the curves, evaluate, checkpoint. A NaN/inf loss ends a run as `diverged` (in an array its
+seed stops changing and the others go on); an exception ends it as `failed`; Ctrl-C as `interrupted`. Each
+keeps what was recorded, and the next call resumes from the last checkpoint. The records and W&B describe the
+net as trained (`Run.trained`: a recipe's zero-gamma included), under the run id and name of the request.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import math
 import platform
 import resource
@@ -22,7 +25,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import variants
@@ -32,254 +34,11 @@ from . import recipe as recipes
 from . import distributed, forecast, provenance, records
 from .cost import model_cost
 from .errors import OutOfSpace, UserError, free_bytes, megabytes
+from .execution import Execution, resolve_device
+from .paths import ArrayPath, TrainingPath
 from .progress import Progress
 from .runs import Request, Run
 from .tracking import Tracker, default_mode, warn
-
-
-@dataclass(frozen=True)
-class Execution:
-    """How a run executes (not what it computes): recorded in config.json, not part of the run id."""
-
-    device: torch.device
-    # "auto": bf16 autocast where the hardware runs it faster than fp32 (CUDA with bf16 support, CPUs with
-    # AMX tiles), fp32 elsewhere: on an AVX-512 CPU without AMX, oneDNN's bf16 convolutions are slower than
-    # fp32 ones (resnet20 training, 2 cores: 490 img/s bf16 vs 668 fp32 channels_last).
-    precision: str = "auto"
-    channels_last: bool = True
-    # "auto": CUDA graphs through torch.compile(mode="reduce-overhead") on CUDA, where the CIFAR nets are
-    # launch-bound (resnet20 training on an H100: 29.7k img/s against 13.6k eager); "off" on the CPU, where
-    # compiling measured slower (600 img/s against 668 eager, after 38 s of compiling).
-    compile: str = "auto"
-    # A data-parallel run (torchrun): its processes, and whether batch norm takes its statistics over the
-    # whole global batch (SyncBatchNorm, GPUs only) or over each rank's share (distributed.py).
-    world_size: int = 1
-    sync_bn: bool = False
-    # Where the training split lives (data/loader.py): whole on the device, streamed to it, or auto; the batches
-    # are the same either way. Recorded in config.json's dataset section, not in `describe`.
-    placement: str = "auto"
-
-    PRECISIONS = ("auto", "bf16", "fp32")
-    COMPILE_MODES = ("auto", "off", "default", "reduce-overhead")
-
-    def resolved(self) -> "Execution":
-        """The same settings with `auto` made concrete, and bf16 dropped where the device lacks it."""
-        if self.precision not in self.PRECISIONS:
-            raise UserError(f"precision {self.precision} is not allowed; choose one of: {', '.join(self.PRECISIONS)}")
-        if self.compile not in self.COMPILE_MODES:
-            raise UserError(f"compile {self.compile} is not allowed; choose one of: {', '.join(self.COMPILE_MODES)}")
-        if self.sync_bn and self.world_size > 1 and self.device.type != "cuda":
-            raise UserError("--sync-bn needs CUDA ranks: torch's SyncBatchNorm runs on GPUs only")
-        resolved = self
-        if self.compile == "auto":
-            # Not across DDP: the nets that need several GPUs (ImageNet size) are compute-bound, and CUDA graphs
-            # around DDP's bucketed all-reduce are not something this project has been able to test.
-            graphs = self.device.type == "cuda" and self.world_size == 1
-            resolved = replace(resolved, compile="reduce-overhead" if graphs else "off")
-        if self.precision == "auto":
-            return replace(resolved, precision="bf16" if _fast_bf16(self.device) else "fp32")
-        if self.device.type == "cuda" and self.precision == "bf16" and not torch.cuda.is_bf16_supported():
-            warn(f"{torch.cuda.get_device_name(self.device)} has no bf16 support; training in fp32")
-            return replace(resolved, precision="fp32")
-        return resolved
-
-    def compiled(self, model: nn.Module):
-        """The model as the execution runs it: itself, or torch.compile'd in the resolved mode."""
-        if self.compile == "off":
-            return model
-        return torch.compile(model, mode=None if self.compile == "default" else self.compile)
-
-    def autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-
-    @property
-    def eval_batch(self) -> int:
-        """Images per evaluation forward: large on CUDA to fill the GPU; on the CPU, batches that stay in cache
-        (resnet56 inference, 2 cores: 899 img/s at 128 against 457 at 1000)."""
-        return 1000 if self.device.type == "cuda" else 128
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.channels_last else torch.contiguous_format
-
-    def describe(self) -> dict:
-        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else _cpu_name()
-        return {
-            "device": str(self.device), "device_name": name, "precision": self.precision,
-            "memory_format": "channels_last" if self.channels_last else "contiguous", "compile": self.compile,
-            "threads": torch.get_num_threads(), "world_size": self.world_size, "sync_bn": self.sync_bn,
-        }
-
-
-def _fast_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":  # native bf16 (Ampere on); the emulated kind on older GPUs is slower than fp32
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence looked up defensively
-    return bool(amx and amx())
-
-
-class TrainingPath:
-    """The runner's machinery for one model on one device, shared by `Trainer` and `bench perf`.
-
-    Holds the model in the execution's layout, SGD, the loader (the training split whole on the device, or
-    streamed to it when it does not fit: the execution's `placement`) and the normaliser; `step` is one training
-    iteration with no host sync (running loss and error stay on the device until `totals`), and `evaluate` is a full
-    pass over a split at the execution's evaluation batch size, through the dataset's evaluation transform.
-
-    In a data-parallel world (distributed.py) the model trains inside DistributedDataParallel on this rank's
-    part of each batch, `totals` and `evaluate` sum over the ranks (each evaluates its slice of the split),
-    and `self.model` stays the bare net that checkpoints hold.
-    """
-
-    def __init__(self, model: nn.Module, data: datasets.Data, plan: recipes.Plan, seed: int,
-                 execution: Execution, world: distributed.World = distributed.SOLO):
-        execution = execution.resolved()
-        device = execution.device
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
-        if world.parallel and execution.sync_bn:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.world = world
-        self.model = model.to(device, memory_format=execution.memory_format)
-        self.execution = execution
-        self.plan = plan
-        self.eval_transform = data.eval_transform
-        # fused: one kernel for the whole update on CUDA; on the CPU the default loop measured the same.
-        fused = {"fused": True} if device.type == "cuda" else {}
-        sgd = plan.optimizer
-        self.optimizer = torch.optim.SGD(_parameter_groups(model, sgd), lr=plan.schedule.lr, momentum=sgd.momentum,
-                                         weight_decay=sgd.weight_decay, nesterov=sgd.nesterov, **fused)
-        self.stream = not datasets.loader.resident(data.train, device, execution.placement)
-        train_split = data.train if self.stream else data.train.to(device)
-        self.normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
-        # where the augmentation can normalise as it crops (ImageNet-resolution data on the CPU), it does
-        fused = data.augmentation.normalizing(self.normalizer, execution.memory_format, device)
-        self.normalized_by_loader = fused is not None
-        self.loader = datasets.EpochLoader(train_split, plan.inputs.batch_size, seed, fused or data.augmentation,
-                                           stream=self.stream, device=device, part=(world.rank, world.size))
-        if world.parallel:
-            from torch.nn.parallel import DistributedDataParallel
-
-            trained = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
-            self.forward = execution.compiled(trained)
-            self.evaluator = execution.compiled(self.model)  # evaluation needs no gradient sync
-        else:
-            self.forward = self.evaluator = execution.compiled(model)
-        self.loss_sum = torch.zeros((), device=device)
-        self.wrong = torch.zeros((), device=device, dtype=torch.long)
-        self.seen = 0
-
-    def step(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        with self.execution.autocast():
-            logits = self.forward(self.inputs(images))
-            loss = F.cross_entropy(logits, labels, label_smoothing=self.plan.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.loss_sum += loss.detach().float() * len(labels)
-        self.wrong += (logits.detach().argmax(1) != labels).sum()
-        self.seen += len(labels)
-
-    def inputs(self, images: torch.Tensor) -> torch.Tensor:
-        """A training batch as the network takes it: normalised here, unless the loader did it as it cropped."""
-        return images if self.normalized_by_loader else self.normalizer(images, self.execution.memory_format)
-
-    @property
-    def images_seen(self) -> int:
-        """Training images since the last `totals`, over all ranks (each takes the same share)."""
-        return self.seen * self.world.size
-
-    def totals(self) -> tuple[float, float]:
-        """Mean training loss and error (%) since the last call, over all ranks: the host waits for the device."""
-        seen = self.images_seen
-        if self.world.parallel:
-            _sum_over_ranks(self.loss_sum, self.wrong)
-        loss, error = self.loss_sum.item() / seen, 100.0 * self.wrong.item() / seen
-        self.loss_sum.zero_()
-        self.wrong.zero_()
-        self.seen = 0
-        return loss, error
-
-    def evaluate(self, split: datasets.Split, limit: int = 0) -> tuple[float, float]:
-        """Mean loss and error (%) on the first `limit` images of `split` (0: all), same precision and layout."""
-        device = self.execution.device
-        self.model.eval()
-        count = min(limit or len(split), len(split))
-        rank, ranks = self.world.rank, self.world.size
-        loss_sum = torch.zeros((), device=device)
-        wrong = torch.zeros((), device=device, dtype=torch.long)
-        if self.world.parallel:
-            _running_stats_from_rank0(self.model)  # each rank has updated them from its own share since
-        with torch.no_grad():
-            for images, labels in datasets.eval_batches(split, self.execution.eval_batch, device,
-                                                        count * (rank + 1) // ranks, self.eval_transform,
-                                                        first=count * rank // ranks):
-                with self.execution.autocast():
-                    logits = self.evaluator(self.normalizer(images, self.execution.memory_format)).float()
-                loss_sum += F.cross_entropy(logits, labels, reduction="sum")
-                wrong += (logits.argmax(1) != labels).sum()
-        if self.world.parallel:
-            _sum_over_ranks(loss_sum, wrong)
-        self.model.train()
-        return loss_sum.item() / count, 100.0 * wrong.item() / count
-
-
-def _sum_over_ranks(*tensors: torch.Tensor) -> None:
-    import torch.distributed as dist
-
-    for tensor in tensors:
-        dist.all_reduce(tensor)
-
-
-def _running_stats_from_rank0(model: nn.Module) -> None:
-    """Rank 0's batch-norm running statistics on every rank: the ones its checkpoints hold."""
-    import torch.distributed as dist
-
-    for buffer in model.buffers():
-        dist.broadcast(buffer, src=0)
-
-
-def _parameter_groups(model: nn.Module, sgd: recipes.Optimizer):
-    """All parameters in one group; with `no_bn_decay`, BN weights and every bias (the 1-d tensors) apart,
-    without weight decay (Bag of Tricks §3.1)."""
-    if not sgd.no_bn_decay:
-        return model.parameters()
-    decayed = [p for p in model.parameters() if p.ndim > 1]
-    exempt = [p for p in model.parameters() if p.ndim <= 1]
-    return [{"params": decayed}, {"params": exempt, "weight_decay": 0.0}]
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def resolve_device(text: str) -> torch.device:
-    """`auto` (CUDA when present), `cpu`, `cuda` or `cuda:i`, checked against this machine."""
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise UserError(f"--device {text} is not allowed; choose one of: auto, cpu, cuda, cuda:INDEX") from None
-    if device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {text} is not allowed; choose one of: auto, cpu, cuda, cuda:INDEX")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {text}: CUDA is not available on this machine (use --device cpu or auto)")
-        if (device.index or 0) >= torch.cuda.device_count():
-            raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
 
 
 @dataclass
@@ -311,8 +70,9 @@ def run(request: Run | Request, source: datasets.Source = datasets.Source(), res
     world.share(resolved.recipe.batch_size)
     with distributed.session(world, execution.device) as group:
         try:
-            return _attempt(resolved, source, Path(results_dir), execution, group, started, force=force,
-                            wandb_mode=wandb_mode, quiet=quiet or not world.main, job_type=job_type)
+            (outcome,) = _attempt([resolved], source, Path(results_dir), execution, group, started, force=force,
+                                  wandb_mode=wandb_mode, quiet=quiet or not world.main, job_type=job_type)
+            return outcome
         except BaseException as error:
             if group is None:
                 raise
@@ -329,60 +89,190 @@ def run(request: Run | Request, source: datasets.Source = datasets.Source(), res
                                        f"resume") from error
 
 
-def _attempt(run: Run, source: datasets.Source, results_dir: Path, execution: Execution,
+def run_seeds(request: Run | Request, seeds: int | list[int], source: datasets.Source = datasets.Source(),
+              results_dir: str | Path = "results", execution: Execution | None = None, *,
+              wandb_mode: str | None = None, force: bool = False, quiet: bool = False,
+              array: int = 0) -> list[Outcome]:
+    """The seeds `seeds` (N: 0..N-1) of one run, each with the record and run id it has alone, trained as run
+    arrays of at most `array` seeds (0: all of them; 1: one after another, alone). Finished and diverged seeds
+    are left as they are; the seeds that resume from the same iteration train together. In one process, on
+    one device: not under torchrun."""
+    started = time.perf_counter()
+    resolved = request.resolve() if isinstance(request, Request) else request
+    chosen = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not chosen:
+        raise UserError("--seeds 0 is not allowed: it must be at least 1")
+    if distributed.World.from_environment().parallel:
+        raise UserError("--seeds trains an array in one process; under torchrun train one seed at a time (--seed)")
+    execution = (execution or Execution(resolve_device("auto"))).resolved()
+    return _attempt([resolved.with_seed(seed) for seed in chosen], source, Path(results_dir), execution, None,
+                    started, force=force, wandb_mode=wandb_mode, quiet=quiet, job_type="train",
+                    array=array or len(chosen))
+
+
+def _attempt(runs: list[Run], source: datasets.Source, results_dir: Path, execution: Execution,
              group: distributed.Session | None, started: float, *, force: bool, wandb_mode: str | None,
-             quiet: bool, job_type: str) -> Outcome:
-    """One attempt at `run`: skip it if done, else read the data, take the run's lock, build the model from the
-    checkpoint or afresh, record what is being run, and fit."""
+             quiet: bool, job_type: str, array: int = 1) -> list[Outcome]:
+    """One attempt at the seeds `runs` of one run: skip those done, else read the data once, take each run's
+    lock, and train those that resume from the same point together (arrays of at most `array`)."""
     world = group.world if group else distributed.SOLO
 
     def from_rank0(value):
         """What rank 0 decided, on every rank (a single process: the value itself)."""
         return group.broadcast(value) if group else value
 
-    record = records.RunRecord(results_dir, run.run_id) if world.main else records.Unwritten(results_dir, run.run_id)
     say = (lambda *_: None) if quiet else print
-    status = from_rank0(None if force or not world.main else record.status())
-    if status in records.DONE:
-        say(f"run {run.run_id} is already {status}; nothing to do (records: {record.dir}; --force to redo)")
-        return Outcome(run.run_id, record, status, skipped=True)
+    outcomes, todo = {}, []
+    for run in runs:
+        record = records.RunRecord(results_dir, run.run_id) if world.main else records.Unwritten(results_dir, run.run_id)
+        status = from_rank0(None if force or not world.main else record.status())
+        if status in records.DONE:
+            say(f"run {run.run_id} is already {status}; nothing to do (records: {record.dir}; --force to redo)")
+            outcomes[run.run_id] = Outcome(run.run_id, record, status, skipped=True)
+        else:
+            todo.append((run, record))
+    if not todo:
+        return [outcomes[run.run_id] for run in runs]
 
+    first = todo[0][0]
     if group and not world.main:
         group.barrier()  # rank 0 downloads and decodes the data first; the others then read its cache
-    data = source.load(run.request.dataset, run.recipe.inputs, say=None if not quiet else lambda _: None)
+    data = source.load(first.request.dataset, first.recipe.inputs, say=None if not quiet else lambda _: None)
     if group and world.main:
         group.barrier()
-    if len(data.train) < run.recipe.batch_size:
-        raise datasets.DataError(f"batch size {run.recipe.batch_size} is larger than the {len(data.train)} "
+    if len(data.train) < first.recipe.batch_size:
+        raise datasets.DataError(f"batch size {first.recipe.batch_size} is larger than the {len(data.train)} "
                                  f"training images")
-    plan = run.plan(len(data.train))
+    plan = first.plan(len(data.train))
     # decided once, recorded, and what the training split does; either way the batches are the same (loader.py).
     # The evaluation splits are placed as asked (auto: each where it fits).
     requested = execution.placement
     execution = replace(execution, placement="resident" if datasets.loader.resident(
         data.train, execution.device, requested) else "stream")
-    with record.lock() if world.main else contextlib.nullcontext():
-        if force:  # only now: a forced run that cannot even load its data keeps the old record
-            record.clear()
-        checkpoint = from_rank0(record.load_checkpoint() if world.main else None)
+    with contextlib.ExitStack() as held:
+        for _, record in todo:
+            if world.main:
+                held.enter_context(record.lock())
+            if force:  # only now: a forced run that cannot even load its data keeps the old record
+                record.clear()
+        starts = [(run, record, from_rank0(record.load_checkpoint() if world.main else None)) for run, record in todo]
+        for together in _cohorts(starts, array, data, plan, execution):
+            context = _Context(data, plan, execution, source, results_dir, group, started, quiet, job_type,
+                               wandb_mode, requested)
+            for outcome in _train_together(together, context):
+                outcomes[outcome.run_id] = outcome
+    return [outcomes[run.run_id] for run in runs]
+
+
+def _cohorts(starts: list[tuple], array: int, data: datasets.Data, plan: recipes.Plan,
+             execution: Execution) -> list[list[tuple]]:
+    """The seeds that train together: those resuming from the same iteration (and measuring their curves
+    the same way), at most `array` at a time, and on CUDA as many as fit in its memory. A net with random
+    layers (dropout) trains alone: an array could not draw the masks its run alone draws, so its results
+    would differ."""
+    if len(starts) > 1 and array > 1 and _has_random_layers(starts[0][0], data):
+        warn(f"{starts[0][0].canonical} has random layers (dropout): its seeds train one after another, not as an "
+             f"array, so that each equals its run alone")
+        array = 1
+    if len(starts) > 1 and array > 1 and execution.device.type == "cuda":
+        fits = _seeds_that_fit(starts[0][0], data, plan, execution, min(array, len(starts)))
+        if fits < min(array, len(starts)):
+            warn(f"{fits} seeds of {starts[0][0].canonical} fit in the GPU's free memory at once, not "
+                 f"{min(array, len(starts))}: arrays of {fits}")
+        array = fits
+    by_start: dict[str, list[tuple]] = {}
+    for start in starts:
+        checkpoint = start[2]
+        key = json.dumps([checkpoint["iteration"], checkpoint.get("evaluation")] if checkpoint else [0, None])
+        by_start.setdefault(key, []).append(start)
+    return [same[i:i + array] for same in by_start.values() for i in range(0, len(same), max(1, array))]
+
+
+ARRAY_MEMORY_SHARE = 0.8  # of the free memory (less a resident training split) an array may plan to fill
+
+
+def array_capacity(free_bytes: int, per_seed_bytes: int, wanted: int) -> int:
+    """How many of `wanted` seeds to train together when each seed's training step takes `per_seed_bytes`
+    (weights, gradients, momentum and activations) and `free_bytes` are free: at least 1."""
+    if per_seed_bytes <= 0:
+        return wanted
+    return max(1, min(wanted, int(ARRAY_MEMORY_SHARE * free_bytes // per_seed_bytes)))
+
+
+def _seeds_that_fit(run: Run, data: datasets.Data, plan: recipes.Plan, execution: Execution, wanted: int) -> int:
+    """On CUDA: one seed's training step measured on a twin of the net (its peak allocation), against the free
+    memory left once a resident training split is there."""
+    device = execution.device
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    forecast.timed_speed(lambda: variants.create(run.trained, num_classes=data.num_classes), data.image_size,
+                         data.num_classes, plan.inputs.batch_size, execution, run.canonical)
+    per_seed = torch.cuda.max_memory_allocated(device) - before
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info(device)
+    resident = data.train.nbytes if execution.placement == "resident" else 0
+    return array_capacity(free - resident, per_seed, wanted)
+
+
+def _has_random_layers(run: Run, data: datasets.Data) -> bool:
+    with torch.device("meta"):
+        model = variants.create(run.trained, num_classes=data.num_classes)
+    return any(isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0 for module in model.modules())
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the runs of one attempt share: the data, the plan, how they execute, where they record."""
+
+    data: datasets.Data
+    plan: recipes.Plan
+    execution: Execution
+    source: datasets.Source
+    results_dir: Path
+    group: distributed.Session | None
+    started: float
+    quiet: bool
+    job_type: str
+    wandb_mode: str | None
+    eval_placement: str
+
+
+def _train_together(starts: list[tuple], context: _Context) -> list[Outcome]:
+    """Train the runs `starts` ((run, record, checkpoint) each, from the same iteration) as one: alone, or as
+    a run array of their seeds. Each gets its own config, W&B run and summary."""
+    data, plan, group = context.data, context.plan, context.group
+    world = group.world if group else distributed.SOLO
+    say = (lambda *_: None) if context.quiet else print
+    execution = context.execution
+    if len(starts) > 1:
+        execution = replace(execution, array_seeds=tuple(run.seed for run, _, _ in starts))
+        say(f"run array of {len(starts)} seeds of {starts[0][0].canonical}, trained together in one process: "
+            f"seeds {', '.join(str(run.seed) for run, _, _ in starts)}")
+    models = []
+    for run, record, checkpoint in starts:
         say(f"run {run.run_id}: {run.describe()}, {execution.device} {execution.precision}"
             + (f", {world.size} ranks" if world.parallel else ""))
         say(f"records: {record.dir}" + (f" (resuming from iteration {checkpoint['iteration']})" if checkpoint else ""))
         if checkpoint and checkpoint["execution"] != execution.describe() and world.main:
             warn(f"resuming with other execution settings than the checkpoint's ({checkpoint['execution']}); the "
                  f"result will not be bit-identical to an uninterrupted run")
-
-        torch.manual_seed(run.seed)
-        model = variants.create(run.trained, num_classes=data.num_classes)
-        cost = model_cost(model, run.canonical, image_size=data.image_size, num_classes=data.num_classes)
-        if world.main:
-            _warn_if_short_of_space(record, model)
-            if not quiet:
-                say(_cost_line(run, plan, cost, data, execution, checkpoint))
+        torch.manual_seed(run.seed)  # the seed's initialisation, as its run alone draws it
+        models.append(variants.create(run.trained, num_classes=data.num_classes))
+    first = starts[0][0]
+    cost = model_cost(models[0], first.canonical, image_size=data.image_size, num_classes=data.num_classes)
+    code_source = None
+    if world.main:
+        for _, record, _ in starts:
+            _warn_if_short_of_space(record, models[0])
+        if not context.quiet:
+            say(_cost_line(starts, plan, cost, data, execution))
+        code_source = provenance.source_of(exclude=(context.results_dir, Path(context.source.data_dir)))
+    members = []
+    for run, record, checkpoint in starts:
         code, config = None, {}
         if world.main:
-            code_source = provenance.source_of(exclude=(results_dir, Path(source.data_dir)))
-            config = _config(run, data, plan, execution, source, code_source, checkpoint)
+            config = _config(run, data, plan, execution, context.source, code_source, checkpoint)
             code = provenance.version(config)
             if checkpoint and checkpoint.get("source_version", code) != code:
                 warn(f"resuming with other code ({code}) than the checkpoint's ({checkpoint['source_version']}); "
@@ -392,45 +282,57 @@ def _attempt(run: Run, source: datasets.Source, results_dir: Path, execution: Ex
         wandb_id = checkpoint["wandb_id"] if checkpoint else _earlier_wandb_id(record if world.main else None)
         wandb_id = wandb_id or f"{run.run_id}-{datetime.datetime.now():%Y%m%d%H%M%S}"  # a run that starts anew
         tracker = Tracker(
-            (wandb_mode or default_mode()) if world.main else "disabled", wandb_id,
+            (context.wandb_mode or default_mode()) if world.main else "disabled", wandb_id,
             name=f"{run.canonical} seed{run.seed}", config=config, group=f"{run.dataset.name}:{run.canonical}",
-            tags=_tags(run.trained, run.dataset.name, plan), directory=results_dir, job_type=job_type,
-            record=record if world.main else None,
+            tags=_tags(run.trained, run.dataset.name, plan), directory=context.results_dir,
+            job_type=context.job_type, record=record if world.main else None,
         )
-        trainer = Trainer(run, plan, data, model, execution, record, tracker, cost, checkpoint, started,
-                          code=code, group=group, quiet=quiet, eval_placement=requested)
-        try:
-            status = trainer.fit()
-        except BaseException:
-            tracker.finish(record.summary() or {}, failed=True)
-            raise
-    if not world.main:
-        return Outcome(run.run_id, record, status)
-    summary = record.summary()
-    if tracker.location:
-        say(f"W&B ({tracker.mode}): {tracker.location}")
-    tracker.finish(summary, failed=status != "finished")
-    if status == "finished":
-        val = f", val error {summary['val_error']:.2f}%" if summary.get("val_error") is not None else ""
-        say(f"finished: test error {summary['test_error']:.2f}%{val}, train {summary['train_img_s']:.0f} img/s, "
-            f"wall {summary['wall_seconds']:.0f} s")
-    else:
-        say(f"{status}: {summary.get('reason', '')}")
-    return Outcome(run.run_id, record, status)
+        members.append(RunState(run, record, tracker, code, checkpoint))
+    trainer = Trainer(members, models, plan, data, execution, cost, context.started, group=group,
+                      quiet=context.quiet, eval_placement=context.eval_placement)
+    try:
+        trainer.fit()
+    except BaseException:
+        for member in members:
+            member.tracker.finish(member.record.summary() or {}, failed=True)
+        raise
+    outcomes = []
+    for member in members:
+        run, record, tracker, status = member.run, member.record, member.tracker, member.status
+        outcomes.append(Outcome(run.run_id, record, status))
+        if not world.main:
+            continue
+        summary = record.summary()
+        if tracker.location:
+            say(f"W&B ({tracker.mode}): {tracker.location}")
+        tracker.finish(summary, failed=status != "finished")
+        seed = f"seed {run.seed} " if len(members) > 1 else ""
+        if status == "finished":
+            val = f", val error {summary['val_error']:.2f}%" if summary.get("val_error") is not None else ""
+            say(f"{seed}finished: test error {summary['test_error']:.2f}%{val}, train {summary['train_img_s']:.0f} "
+                f"img/s, wall {summary['wall_seconds']:.0f} s")
+        else:
+            say(f"{seed}{status}: {summary.get('reason', '')}")
+    return outcomes
 
 
-def _cost_line(run: Run, plan: recipes.Plan, cost, data: datasets.Data, execution: Execution,
-               checkpoint: dict | None) -> str:
+def _cost_line(starts: list[tuple], plan: recipes.Plan, cost, data: datasets.Data, execution: Execution) -> str:
     """The forecast of this attempt (forecast.py): the images left to train, timed on this device."""
-    left = plan.iterations - (checkpoint["iteration"] if checkpoint else 0)
-    speed = forecast.timed_speed(lambda: variants.create(run.trained, num_classes=data.num_classes), data.image_size,
-                                 data.num_classes, plan.inputs.batch_size, execution, run.canonical)
+    first = starts[0][0]
+    left = plan.iterations - (starts[0][2]["iteration"] if starts[0][2] else 0)
+    speed = forecast.timed_speed(lambda: variants.create(first.trained, num_classes=data.num_classes),
+                                 data.image_size, data.num_classes, plan.inputs.batch_size, execution, first.canonical)
     if execution.world_size > 1:  # timed on rank 0 alone; the ranks' shares add up (a GPU each, or the CPU's cores
         # split between them, as torchrun's OMP_NUM_THREADS=1 does)
         speed = forecast.Speed(speed.images_per_second * execution.world_size,
                                speed.how + f" on rank 0, x{execution.world_size} ranks")
-    work = forecast.Work(run.canonical, left * plan.inputs.batch_size, cost.macs)
-    return forecast.line([work], speed, cost.macs, execution.device, recipe=run.recipe.name, scale=run.recipe.scale)
+    if len(starts) > 1:  # an array's own speed is what `bench perf --array K` measures; here, one net's
+        speed = forecast.Speed(speed.images_per_second,
+                               speed.how + f"; the array of {len(starts)} trains at its own speed: bench perf "
+                                           f"--array {len(starts)} measures it")
+    works = [forecast.Work(run.canonical, left * plan.inputs.batch_size, cost.macs) for run, _, _ in starts]
+    return forecast.line(works, speed, cost.macs, execution.device, recipe=first.recipe.name,
+                         scale=first.recipe.scale)
 
 
 def _warn_if_short_of_space(record: records.RunRecord, model: nn.Module) -> None:
@@ -453,70 +355,100 @@ def _earlier_wandb_id(record: records.RunRecord | None) -> str | None:
     return summary.get("wandb_id")
 
 
+class RunState:
+    """One run's side of a training: its record and W&B run, and what it carries from step to step apart from
+    the others of an array (its warm-up, the time it trained, its status and last row of metrics)."""
+
+    def __init__(self, run: Run, record: records.RunRecord, tracker: Tracker, code: str | None,
+                 checkpoint: dict | None):
+        self.run, self.record, self.tracker, self.code, self.checkpoint = run, record, tracker, code, checkpoint
+        self.warmup_end, self.train_seconds, self.wall_before = None, 0.0, 0.0
+        self.checkpoint_iteration = checkpoint["iteration"] if checkpoint else None  # where a next attempt resumes
+        if checkpoint:
+            self.warmup_end = checkpoint["warmup_end"]
+            self.train_seconds, self.wall_before = checkpoint["train_seconds"], checkpoint["wall_seconds"]
+        self.warming_up = False
+        self.status, self.row = "running", {}
+
+    def end_warmup(self, iteration: int) -> None:
+        self.warming_up, self.warmup_end = False, iteration
+
+
 class Trainer:
-    """One attempt at a run, from its checkpoint (or the first iteration) to the end of its plan.
+    """One attempt at a run, or at the seeds of one run as an array, from their checkpoint (or the first
+    iteration) to the end of their plan.
 
-    `fit()` is the training loop; the state it carries from step to step (iteration, the deep-net warm-up,
-    seconds trained) is what a checkpoint holds, so a resumed attempt continues where the last one stopped and
-    reaches the same records as an uninterrupted run (bit-identical on the CPU)."""
+    `fit()` is the training loop; the state each run carries from step to step (the deep-net warm-up, seconds
+    trained) is in its RunState, the iteration is theirs in common, and all of it is what a checkpoint holds, so
+    a resumed attempt continues where the last one stopped and reaches the same records as an uninterrupted
+    run (bit-identical on the CPU)."""
 
-    def __init__(self, run: Run, plan: recipes.Plan, data: datasets.Data, model: nn.Module, execution: Execution,
-                 record: records.RunRecord, tracker: Tracker, cost, checkpoint: dict | None, started: float, *,
-                 code: str | None = None, group: distributed.Session | None = None, quiet: bool = False,
-                 eval_placement: str = "auto"):
+    def __init__(self, members: list[RunState], models: list[nn.Module], plan: recipes.Plan, data: datasets.Data,
+                 execution: Execution, cost, started: float, *, group: distributed.Session | None = None,
+                 quiet: bool = False, eval_placement: str = "auto"):
         device = execution.device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        self.run, self.plan, self.data, self.model, self.execution = run, plan, data, model, execution
-        self.record, self.tracker, self.cost, self.code, self.group, self.quiet = record, tracker, cost, code, group, quiet
-        self.started = started
-        self.path = TrainingPath(model, data, plan, run.seed, execution, group.world if group else distributed.SOLO)
-        self.loader = self.path.loader
+        self.members, self.plan, self.data, self.execution = members, plan, data, execution
+        self.cost, self.group, self.quiet, self.started = cost, group, quiet, started
+        if len(members) == 1:
+            self.path = TrainingPath(models[0], data, plan, members[0].run.seed, execution,
+                                     group.world if group else distributed.SOLO)
+        else:
+            self.path = ArrayPath(models, data, plan, tuple(member.run.seed for member in members), execution)
+        self.steps_per_epoch = self.path.loaders[0].steps_per_epoch
         self.test = _placed(data.test, device, eval_placement)
         self.val = _placed(data.val, device, eval_placement) if data.val is not None else None
         # the intermediate evaluations' share of each split (the final one takes all), as config.json records it
-        self.evaluation = _evaluation(data, plan, checkpoint)
+        self.evaluation = _evaluation(data, plan, members[0].checkpoint)
         self.schedule, self.cadence, self.warmup = plan.schedule, plan.cadence, plan.schedule.deep_net_warmup
 
-        self.iteration, self.warmup_end, self.train_seconds, self.wall_before = 0, None, 0.0, 0.0
-        self.checkpoint_iteration = checkpoint["iteration"] if checkpoint else None  # where a next attempt resumes
-        if checkpoint:
-            model.load_state_dict(checkpoint["model"])
-            self.path.optimizer.load_state_dict(checkpoint["optimizer"])
-            self.iteration, self.warmup_end = checkpoint["iteration"], checkpoint["warmup_end"]
-            self.train_seconds, self.wall_before = checkpoint["train_seconds"], checkpoint["wall_seconds"]
-            torch.set_rng_state(checkpoint["rng_cpu"])
-            record.truncate_metrics(self.iteration)
-            tracker.replay(record.metrics())  # offline: this attempt's W&B directory holds the earlier rows too
-        else:
-            record.reset_metrics()
-        self.warming_up = self.warmup_end is None and self.warmup.applies_to(getattr(run.trained, "depth", 0))
-        self.status, self.row = "running", {}
+        self.iteration = 0
+        for index, member in enumerate(members):
+            checkpoint = member.checkpoint
+            if checkpoint:
+                self.path.load_seed(index, checkpoint["model"], checkpoint["optimizer"])
+                self.iteration = checkpoint["iteration"]
+                torch.set_rng_state(checkpoint["rng_cpu"])
+                member.record.truncate_metrics(self.iteration)
+                member.tracker.replay(member.record.metrics())  # offline: this attempt's W&B directory holds them too
+            else:
+                member.record.reset_metrics()
+            member.warming_up = member.warmup_end is None and self.warmup.applies_to(
+                getattr(member.run.trained, "depth", 0))
         self.segment_start: float | None = None  # while training between log points: when the segment began
 
-    def fit(self) -> str:
-        """Train to the end of the plan; returns the final status: finished, or diverged."""
-        self.record.write_summary(self.summary("running"))
-        progress = Progress(self.plan.iterations, self.iteration, self.plan.inputs.batch_size, self.quiet)
+    def running(self) -> list[int]:
+        """The members still training."""
+        return [index for index, member in enumerate(self.members) if member.status == "running"]
+
+    def fit(self) -> list[str]:
+        """Train to the end of the plan; returns each run's final status: finished, or diverged."""
+        for member in self.members:
+            member.record.write_summary(self.summary(member, "running"))
+        progress = Progress(self.plan.iterations, self.iteration, self.plan.inputs.batch_size * len(self.members),
+                            self.quiet)
         self.segment_start = time.perf_counter()
         try:
-            while self.status == "running" and self.iteration < self.plan.iterations:
-                epoch, position = divmod(self.iteration, self.loader.steps_per_epoch)
-                for images, labels in self.loader.batches(epoch, position):
-                    lr = self.schedule.lr_at(self.iteration, self.warming_up)
-                    self.path.step(images, labels, lr)
+            while self.running() and self.iteration < self.plan.iterations:
+                epoch, position = divmod(self.iteration, self.steps_per_epoch)
+                for batches in zip(*(loader.batches(epoch, position) for loader in self.path.loaders)):
+                    lrs = [self.schedule.lr_at(self.iteration, member.warming_up) for member in self.members]
+                    self.path.train_step(list(batches), lrs)
                     self.iteration += 1
                     progress.step(self.iteration)
-                    if self.warming_up and self.iteration >= self.warmup.iterations:
-                        self.end_warmup()
+                    for member in self.members:
+                        if member.warming_up and self.iteration >= self.warmup.iterations:
+                            member.end_warmup(self.iteration)
                     if self.iteration % self.cadence.log_every == 0 or self.iteration == self.plan.iterations:
-                        self.log_point(lr, progress)  # the one place the host waits for the device
-                        if self.status != "running":
+                        self.log_point(lrs, progress)  # the one place the host waits for the device
+                        if not self.running() or self.iteration == self.plan.iterations:
                             break
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP (stopping.py): later signals wait for this to be written
             with contextlib.suppress(OutOfSpace):
-                self.record.write_summary(self.summary("interrupted",
-                                                       reason="interrupted; run the same command again to resume"))
+                for index in self.running():
+                    self.members[index].record.write_summary(self.summary(
+                        self.members[index], "interrupted", reason="interrupted; run the same command again to resume"))
             raise
         except Exception as error:
             # in a parallel run, rank 0 finds out which rank ended it (distributed.py)
@@ -526,105 +458,127 @@ class Trainer:
             if status == "interrupted":
                 reason += "; run the same command again to resume"
             try:
-                self.record.write_summary(self.summary(status, reason=reason))
+                for index in self.running():
+                    self.members[index].record.write_summary(self.summary(self.members[index], status, reason=reason))
             except OutOfSpace:  # not even room for the summary: the error says it all, the last record stays
                 pass
             raise
         finally:
             progress.close()
-        if self.status == "diverged":
-            self.record.write_summary(self.summary("diverged", reason=f"training loss became {self.row['train/loss']} "
-                                                                     f"by iteration {self.iteration}"))
-            return self.status
-        self.record.write_summary(self.summary("finished", **self.results()))
-        self.record.drop_checkpoint()  # a finished run needs its summary, not its optimizer state
-        return self.status
+        for index in self.running():
+            member = self.members[index]
+            member.status = "finished"
+            member.record.write_summary(self.summary(member, "finished", **self.results(member)))
+            member.record.drop_checkpoint()  # a finished run needs its summary, not its optimizer state
+        return [member.status for member in self.members]
 
-    def end_warmup(self) -> None:
-        self.warming_up, self.warmup_end = False, self.iteration
-
-    def log_point(self, lr: float, progress) -> None:
-        """Record the training curves since the last log point; evaluate, checkpoint or finish when it is time."""
+    def log_point(self, lrs: list[float], progress) -> None:
+        """Record each run's training curves since the last log point; evaluate, checkpoint or finish when it is
+        time. A run whose loss is not finite is recorded diverged here, and its seed changes no more."""
         seen = self.path.images_seen
-        train_loss, train_error = self.path.totals()
+        totals = self.path.seed_totals()
         segment_seconds = time.perf_counter() - self.segment_start
-        self.train_seconds += segment_seconds
         self.segment_start = None  # evaluation and checkpoints are not training time
         final = self.iteration == self.plan.iterations
-        row = {"iteration": self.iteration, "epoch": self.iteration / self.loader.steps_per_epoch, "lr": lr,
-               "train/loss": train_loss, "train/error": train_error, "throughput/train_img_s": seen / segment_seconds}
-        self.row = row
-        if self.warming_up and train_error < 100 * self.warmup.until_error:
-            self.end_warmup()
-        if not math.isfinite(train_loss):
-            self.status = "diverged"
-            self.record.append_metrics(row)
-            self.tracker.log(row, step=self.iteration)
+        going = []
+        for index in self.running():
+            member = self.members[index]
+            member.train_seconds += segment_seconds
+            train_loss, train_error = totals[index]
+            row = {"iteration": self.iteration, "epoch": self.iteration / self.steps_per_epoch, "lr": lrs[index],
+                   "train/loss": train_loss, "train/error": train_error,
+                   "throughput/train_img_s": seen / segment_seconds}
+            member.row = row
+            if member.warming_up and train_error < 100 * self.warmup.until_error:
+                member.end_warmup(self.iteration)
+            if math.isfinite(train_loss):
+                going.append(index)
+                continue
+            member.status = "diverged"
+            member.record.append_metrics(row)
+            member.tracker.log(row, step=self.iteration)
+            member.record.write_summary(self.summary(member, "diverged", reason=f"training loss became {train_loss} "
+                                                                               f"by iteration {self.iteration}"))
+            self.path.freeze(index)
+        if not going:
             return
         if final or self.iteration % self.cadence.eval_every == 0:
-            self.evaluate(row, final)
-        self.record.append_metrics(row)
-        self.tracker.log(row, step=self.iteration)
-        progress.logged(self.iteration, train_loss, train_error, lr)
+            self.evaluate(going, final)
+        for index in going:
+            member = self.members[index]
+            member.record.append_metrics(member.row)
+            member.tracker.log(member.row, step=self.iteration)
+        rows = [self.members[index].row for index in going]
+        progress.logged(self.iteration, sum(row["train/loss"] for row in rows) / len(rows),
+                        sum(row["train/error"] for row in rows) / len(rows), lrs[going[0]],
+                        seeds=len(rows) if len(self.members) > 1 else 1)
         if self.iteration % self.cadence.checkpoint_every == 0 and not final:
-            self.save_checkpoint()
-        if final:
-            self.status = "finished"
-        else:
+            self.save_checkpoints(going)
+        if not final:
             self.segment_start = time.perf_counter()
 
-    def evaluate(self, row: dict, final: bool) -> None:
-        """Test (and validation) loss and error into `row`: the whole split at the end, a fixed part before."""
+    def evaluate(self, going: list[int], final: bool) -> None:
+        """Test (and validation) loss and error into the rows: the whole split at the end, a fixed part before.
+        An array evaluates all its seeds on each batch at once."""
         started = time.perf_counter()
-        row["test/loss"], row["test/error"] = self.path.evaluate(
-            self.test, 0 if final else self.evaluation["intermediate_test_images"])
-        if final:  # the whole test set at the evaluation batch size, same precision and layout
-            row["throughput/inference_img_s"] = len(self.test) / (time.perf_counter() - started)
+        tests = self.path.seed_evaluation(self.test, 0 if final else self.evaluation["intermediate_test_images"])
+        seconds = time.perf_counter() - started
+        vals = None
         if self.val is not None:
-            row["val/loss"], row["val/error"] = self.path.evaluate(
-                self.val, 0 if final else self.evaluation.get("intermediate_val_images", 0))
+            vals = self.path.seed_evaluation(self.val, 0 if final else self.evaluation.get("intermediate_val_images", 0))
+        for index in going:
+            row = self.members[index].row
+            row["test/loss"], row["test/error"] = tests[index]
+            if final:  # the whole test set at the evaluation batch size, same precision and layout
+                row["throughput/inference_img_s"] = len(self.test) / seconds
+            if vals is not None:
+                row["val/loss"], row["val/error"] = vals[index]
 
-    def save_checkpoint(self) -> None:
-        self.record.save_checkpoint({
-            "model": self.model.state_dict(), "optimizer": self.path.optimizer.state_dict(),
-            "iteration": self.iteration, "warmup_end": self.warmup_end, "train_seconds": self.train_seconds,
-            "wall_seconds": self.wall_before + time.perf_counter() - self.started, "rng_cpu": torch.get_rng_state(),
-            "execution": self.execution.describe(), "wandb_id": self.tracker.wandb_id,
-            "source_version": self.code, "evaluation": self.evaluation,
-        })
-        self.checkpoint_iteration = self.iteration
-        self.record.write_summary(self.summary("running"))
+    def save_checkpoints(self, going: list[int]) -> None:
+        for index in going:
+            member = self.members[index]
+            model_state, optimizer_state = self.path.seed_state(index)
+            member.record.save_checkpoint({
+                "model": model_state, "optimizer": optimizer_state,
+                "iteration": self.iteration, "warmup_end": member.warmup_end, "train_seconds": member.train_seconds,
+                "wall_seconds": member.wall_before + time.perf_counter() - self.started,
+                "rng_cpu": torch.get_rng_state(), "execution": self.execution.describe(),
+                "wandb_id": member.tracker.wandb_id, "source_version": member.code, "evaluation": self.evaluation,
+            })
+            member.checkpoint_iteration = self.iteration
+            member.record.write_summary(self.summary(member, "running"))
 
-    def summary(self, status: str, **fields) -> dict:
-        """summary.json as of now."""
+    def summary(self, member: RunState, status: str, **fields) -> dict:
+        """A run's summary.json as of now."""
+        run = member.run
         return {
-            "status": status, "run_id": self.run.run_id, "spec": self.run.canonical, "dataset": self.data.name,
-            "seed": self.run.seed, "iterations": self.iteration, "iterations_planned": self.plan.iterations,
-            "checkpoint_iteration": self.checkpoint_iteration,
-            "warmup_end": self.warmup_end, "params": self.cost.params, "macs": self.cost.macs,
-            "train_seconds": round(self.trained_seconds(), 3),
-            "wall_seconds": round(self.wall_before + time.perf_counter() - self.started, 3),
-            "updated_at": _now(), "wandb_id": self.tracker.wandb_id, **fields,
+            "status": status, "run_id": run.run_id, "spec": run.canonical, "dataset": self.data.name,
+            "seed": run.seed, "iterations": self.iteration, "iterations_planned": self.plan.iterations,
+            "checkpoint_iteration": member.checkpoint_iteration,
+            "warmup_end": member.warmup_end, "params": self.cost.params, "macs": self.cost.macs,
+            "train_seconds": round(self.trained_seconds(member), 3),
+            "wall_seconds": round(member.wall_before + time.perf_counter() - self.started, 3),
+            "updated_at": _now(), "wandb_id": member.tracker.wandb_id, **fields,
         }
 
-    def trained_seconds(self) -> float:
+    def trained_seconds(self, member: RunState) -> float:
         """Training time so far, the open segment included: a run stopped between log points (minutes apart
         under torchrun) records the time it trained, not the time up to its last log point."""
-        if self.segment_start is None:
-            return self.train_seconds
-        return self.train_seconds + time.perf_counter() - self.segment_start
+        if self.segment_start is None or member.status != "running":
+            return member.train_seconds
+        return member.train_seconds + time.perf_counter() - self.segment_start
 
-    def results(self) -> dict:
+    def results(self, member: RunState) -> dict:
         """What a finished run adds to its summary: the final errors, the speed and the peak memory."""
-        row = self.row
+        row = member.row
         return dict(
             test_error=row["test/error"], test_loss=row["test/loss"],
             val_error=row.get("val/error"), val_loss=row.get("val/loss"),
             train_error=row["train/error"], train_loss=row["train/loss"],
-            train_img_s=(self.iteration * self.plan.inputs.batch_size / self.train_seconds
-                         if self.train_seconds else None),
+            train_img_s=(self.iteration * self.plan.inputs.batch_size / member.train_seconds
+                         if member.train_seconds else None),
             inference_img_s=row["throughput/inference_img_s"],
-            wandb_log_seconds=round(self.tracker.log_seconds, 4), **_peak_memory(self.execution.device),
+            wandb_log_seconds=round(member.tracker.log_seconds, 4), **_peak_memory(self.execution.device),
         )
 
 

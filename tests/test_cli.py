@@ -60,9 +60,6 @@ def test_cli_process_exit_status_and_no_traceback():
 
 
 @pytest.mark.parametrize("argv, error", [
-    (["train", "resnet20", "--seeds", "3"],
-     "error: python -m bench train has no option --seeds; did you mean --seed? "
-     "(--seeds is an option of suite, compare, report)"),
     (["train", "resnet20", "--epochs", "10"],
      "error: python -m bench train has no option --epochs (a run's length is its recipe's, times --scale: "
      "--recipe smoke for a short one, --scale 0.1 for a tenth)"),

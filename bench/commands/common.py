@@ -1,5 +1,5 @@
 """The options several commands share, each declared once (options.Option), with the values they allow taken
-from the constants that define them (recipe.RECIPES, tracking.MODES, train.Execution's modes, ...).
+from the constants that define them (recipe.RECIPES, tracking.MODES, execution.Execution's modes, ...).
 
 `request()` reads a run's request from parsed options, and `train_arguments()` writes a run back as the
 arguments of `bench train`: the suite passes each training child its run and the options it shares with
@@ -17,7 +17,7 @@ from .. import recipe as recipes
 from .. import runs, tracking
 from ..data.loader import PLACEMENTS
 from ..options import Group, Option
-from ..train import Execution, resolve_device
+from ..execution import Execution, resolve_device
 
 SPEC_EPILOG = """\
 spec strings: NAME or NAME(key=value,...), e.g. resnet56, resnet34(shortcut=A),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import data as datasets
 from .. import perf, standard
-from ..train import resolve_device
+from ..execution import resolve_device
 from . import Command
 from .common import CACHE_DIR, DATA_DIR, DATASET, DEVICE, SKIP_CORRUPT
 
@@ -54,6 +54,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR",
                         help="output folder (default: results/perf/<cpu|cuda>, or results/perf/<cpu|cuda>-<dataset> "
                              "for other datasets than cifar10)")
+    parser.add_argument("--array", type=int, metavar="K",
+                        help="instead: K runs alone (seeds 0..K-1) trained one after another against one run array "
+                             "of the same K seeds (bench train --seeds K), aggregate img/s and peak memory, into "
+                             "OUT/array.md and OUT/array.csv")
     CACHE_DIR.add(parser)
     SKIP_CORRUPT.add(parser)
 
@@ -80,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
         out=Path(args.out or f"results/perf/{device.type}" + ("" if args.dataset == "cifar10" else f"-{declared.name}")),
         command=perf.command_line(args.argv),
     )
+    if args.array is not None:
+        written = perf.run_arrays(settings, args.array)
+        print("\n" + written.read_text())
+        print(f"written: {written}, {written.with_name('array.csv')}")
+        return 0
     written = perf.run(settings)
     print("\n" + written.read_text())
     print(f"written: {written}, {written.with_name('perf.csv')}" +

@@ -22,6 +22,11 @@ SUITE = Option("suite", help=f"suite name ({', '.join(suites.available_suites())
 SEEDS = Option("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 of every run (default: 1)")
 EXPENSIVE = Option("--expensive", switch=True, help="also the runs a suite marks expensive (cifar10: resnet1202, "
                                                    "wrn28_10; identity: resnet1001 and its pre-activation form)")
+ARRAY = Option("--array", default="auto", metavar="auto|off|K",
+               help="train the seeds of a spec together, as one run array in one process (up to K seeds each; "
+                    "the records are the runs alone's). auto (default): off on the CPU, where an array measured "
+                    "slower than its runs one after another; up to 4 seeds on a GPU, each array checking that "
+                    "they fit in its memory. off: every run in its own process")
 ONLY = Option("--only", metavar="EXPERIMENT[,EXPERIMENT]",
               help="train only these experiments (the reports still cover the whole suite)")
 # Which runs of a suite, and their records: `bench suite`, `bench report` and `bench dashboard` share it.
@@ -41,6 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     Group((DEVICE, PRECISION, COMPILE, replace(CHECKPOINT_EVERY, help="as for train (default: the recipe's); not "
                                                                        "part of the run ids")),
           "each run", "as for `bench train`; passed on to every training process").add(parser)
+    ARRAY.add(parser)
     launch.add_options(parser)
 
 
@@ -61,7 +67,8 @@ def train_runs(suite: suites.Suite, planned: list[suites.PlannedRun], args: argp
     try:
         with stopping.on_signals():
             return suites.run_suite(suite, planned, launcher, source=source(args), results_dir=args.results_dir,
-                                    child_arguments=lambda run, device: train_arguments(run, args, device))
+                                    child_arguments=lambda run, device: train_arguments(run, args, device),
+                                    array=args.array)
     finally:
         launcher.close()
 

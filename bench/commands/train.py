@@ -1,4 +1,5 @@
-"""`python -m bench train SPEC`: train one run (train.py), alone or as one rank of a torchrun world."""
+"""`python -m bench train SPEC`: train one run (train.py), alone or as one rank of a torchrun world, or with
+`--seeds N` several seeds of it as one run array (paths.ArrayPath)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ import sys
 
 from .. import distributed, records, stopping
 from .. import train as training
+from ..errors import UserError
+from ..options import Option
 from . import Command
 from .common import DATA, EXECUTION, RECORDS, RUN, SPEC_EPILOG, execution, request, source
+
+SEEDS = Option("--seeds", type=int, metavar="N",
+               help="train N seeds (--seed S up to S+N-1; default S is 0) together as one run array in this "
+                    "process: each seed is its own run, with the run id, records and W&B run it has alone "
+                    "(finished ones are skipped); a net with dropout trains its seeds one after another")
 
 TORCHRUN_EPILOG = """\
 data-parallel (one run over several GPUs or nodes; rank 0 writes the records, the run id is unchanged):
@@ -16,18 +24,30 @@ data-parallel (one run over several GPUs or nodes; rank 0 writes the records, th
   a re-run of the same command resumes from the last checkpoint
 """
 EXIT_FOR_STATUS = {"finished": 0, "failed": 1, "diverged": 3}
+ARRAY_EPILOG = """\
+run arrays (the seeds of one spec trained together; on a GPU, several seeds for about the price of one):
+  python -m bench train resnet20 --seeds 3        seeds 0, 1, 2: the same records as three runs alone
+"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="variant spec string, e.g. resnet20 or 'resnet32(shortcut=B)'")
     for group in (RUN, DATA, RECORDS, EXECUTION):
         group.add(parser)
+    SEEDS.add(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     world = distributed.World.from_environment()
     try:
         with stopping.on_signals():  # SIGTERM and SIGHUP as Ctrl-C: the run records `interrupted`
+            if args.seeds is not None:
+                if args.seeds < 1:
+                    raise UserError(f"--seeds {args.seeds} is not allowed: it must be at least 1")
+                outcomes = training.run_seeds(request(args.spec, args), list(range(args.seed, args.seed + args.seeds)),
+                                              source(args), args.results_dir, execution(args),
+                                              wandb_mode=args.wandb, force=args.force)
+                return max(EXIT_FOR_STATUS[outcome.status] for outcome in outcomes)
             outcome = training.run(request(args.spec, args), source(args), args.results_dir, execution(args),
                                    wandb_mode=args.wandb, force=args.force)
     except (KeyboardInterrupt, distributed.Stopped) as stopped:
@@ -57,5 +77,5 @@ COMMAND = Command(
                 "0 finished (or already finished), 1 failed (or out of space), 2 a mistake in the request, 3 "
                 "diverged, 75 being trained by another process right now, 130 interrupted by Ctrl-C, 143 by "
                 "SIGTERM (129 SIGHUP).",
-    epilog=SPEC_EPILOG + "\n" + TORCHRUN_EPILOG,
+    epilog=SPEC_EPILOG + "\n" + TORCHRUN_EPILOG + "\n" + ARRAY_EPILOG,
 )
