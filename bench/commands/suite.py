@@ -68,7 +68,7 @@ def train_runs(suite: suites.Suite, planned: list[suites.PlannedRun], args: argp
         with stopping.on_signals():
             return suites.run_suite(suite, planned, launcher, source=source(args), results_dir=args.results_dir,
                                     child_arguments=lambda run, device: train_arguments(run, args, device),
-                                    array=args.array)
+                                    array=getattr(args, "array", "auto"))  # bench compare has no --array
     finally:
         launcher.close()
 
