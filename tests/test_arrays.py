@@ -50,6 +50,16 @@ def _net(spec, seed):
     return variants.create(variants.parse(spec), num_classes=10).double()
 
 
+def _array_and_alone(spec, root):
+    """Data, plan, execution, an array of SEEDS and their runs alone, all in float64 on the CPU."""
+    plan = _plan()
+    data = Source(root, download=False).load("cifar10", plan.inputs)
+    execution = Execution(torch.device("cpu"), precision="fp32", channels_last=False, compile="off")
+    array = _float64(ArrayPath([_net(spec, seed) for seed in SEEDS], data, plan, SEEDS, execution))
+    alone = [_float64(TrainingPath(_net(spec, seed), data, plan, seed, execution)) for seed in SEEDS]
+    return data, plan, execution, array, alone
+
+
 def _batches(path, steps):
     """Each seed's first `steps` batches of epoch 0, as its loader gives them."""
     streams = [loader.batches(0) for loader in path.loaders]
@@ -79,11 +89,7 @@ def _assert_seed_equals_alone(array, index, solo):
 @pytest.mark.parametrize("spec", SPECS)
 def test_an_array_of_three_seeds_equals_their_runs_alone_in_float64(spec, tiny_cifar10, deterministic):
     root, _ = tiny_cifar10
-    plan = _plan()
-    data = Source(root, download=False).load("cifar10", plan.inputs)
-    execution = Execution(torch.device("cpu"), precision="fp32", channels_last=False, compile="off")
-    array = _float64(ArrayPath([_net(spec, seed) for seed in SEEDS], data, plan, SEEDS, execution))
-    alone = [_float64(TrainingPath(_net(spec, seed), data, plan, seed, execution)) for seed in SEEDS]
+    data, plan, execution, array, alone = _array_and_alone(spec, root)
     groups = [len(group["params"]) for group in alone[0].optimizer.param_groups]
     assert len(groups) == 2 and alone[0].optimizer.param_groups[1]["weight_decay"] == 0.0  # bot's no-decay group
 
@@ -113,11 +119,7 @@ def test_an_array_of_three_seeds_equals_their_runs_alone_in_float64(spec, tiny_c
 
 def test_a_nan_in_one_seed_freezes_it_and_leaves_the_others_as_alone(tiny_cifar10, deterministic):
     root, _ = tiny_cifar10
-    plan, spec = _plan(), SPECS[1]
-    data = Source(root, download=False).load("cifar10", plan.inputs)
-    execution = Execution(torch.device("cpu"), precision="fp32", channels_last=False, compile="off")
-    array = _float64(ArrayPath([_net(spec, seed) for seed in SEEDS], data, plan, SEEDS, execution))
-    alone = [_float64(TrainingPath(_net(spec, seed), data, plan, seed, execution)) for seed in SEEDS]
+    data, plan, execution, array, alone = _array_and_alone(SPECS[1], root)
     for step, batches in enumerate(_batches(array, 4)):
         if step == 2:  # seed 1's batch turns NaN at the third step
             images, labels = batches[1]
@@ -142,10 +144,8 @@ def test_a_nan_in_one_seed_freezes_it_and_leaves_the_others_as_alone(tiny_cifar1
 def test_a_seed_state_resumes_a_run_alone_and_back(tiny_cifar10, deterministic):
     """An array and a run alone resume each other's checkpoints: seed_state is a run alone's format."""
     root, _ = tiny_cifar10
-    plan, spec = _plan(), SPECS[0]
-    data = Source(root, download=False).load("cifar10", plan.inputs)
-    execution = Execution(torch.device("cpu"), precision="fp32", channels_last=False, compile="off")
-    array = _float64(ArrayPath([_net(spec, seed) for seed in SEEDS], data, plan, SEEDS, execution))
+    spec = SPECS[0]
+    data, plan, execution, array, _ = _array_and_alone(spec, root)
     batches = _batches(array, 4)
     for step in batches[:2]:
         array.train_step(step, list(LRS))
