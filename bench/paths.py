@@ -190,12 +190,12 @@ class ArrayPath:
         label_smoothing = plan.label_smoothing
         base = self.base
 
-        def loss_and_logits(params, buffers, images, labels):
-            logits = functional_call(base, (params, buffers), (images,))
-            return F.cross_entropy(logits, labels, label_smoothing=label_smoothing), logits
-
         def logits_of(params, buffers, images):
             return functional_call(base, (params, buffers), (images,))
+
+        def loss_and_logits(params, buffers, images, labels):
+            logits = logits_of(params, buffers, images)
+            return F.cross_entropy(logits, labels, label_smoothing=label_smoothing), logits
 
         self.forward = execution.compiled(vmap(loss_and_logits))
         # evaluation: every seed on the same images (in_dims None: the batch is not stacked)
@@ -323,8 +323,7 @@ class ArraySGD:
                 if param.grad is None:
                     continue
                 shape = (-1,) + (1,) * (param.ndim - 1)  # per seed, broadcast over the parameter's own dims
-                grad = torch.where(alive.view(shape), param.grad, torch.zeros((), dtype=param.dtype,
-                                                                               device=param.device))
+                grad = torch.where(alive.view(shape), param.grad, 0.0)
                 if group["weight_decay"]:
                     grad = grad.add(param, alpha=group["weight_decay"])
                 if self.momentum:
