@@ -181,7 +181,7 @@ def test_bench_train_seeds_writes_the_runs_alone_records(tmp_path, tiny_cifar10,
     for seed in SEEDS:
         assert main(["train", "resnet20", *common, "--seed", str(seed), "--results-dir", str(tmp_path / "alone"),
                      "--wandb", "disabled"]) == 0
-    wandb_ids = set()
+    wandb_ids, first_losses = set(), {}
     for seed in SEEDS:
         run_id = Request("resnet20", "cifar10", "smoke", seed=seed).resolve().run_id
         array, alone = records.RunRecord(tmp_path / "array", run_id), records.RunRecord(tmp_path / "alone", run_id)
@@ -192,16 +192,23 @@ def test_bench_train_seeds_writes_the_runs_alone_records(tmp_path, tiny_cifar10,
         rows, solo_rows = array.metrics(), alone.metrics()
         assert [row["iteration"] for row in rows] == [row["iteration"] for row in solo_rows] == list(range(5, 41, 5))
         assert [row["lr"] for row in rows] == [row["lr"] for row in solo_rows]
-        # fp32: measured 3e-5 relative at iteration 5 and 1.3e-3 in the test loss at 10, above the 1e-5 the
-        # issue asks; float64 (above) shows the paths' arithmetic is the same for 4 steps, so the gap is in
-        # what the full runner adds or in fp32 rounding growing: OPEN, not yet explained. This bound still
-        # catches a wrong seed, data order or lr.
+        # fp32 cannot give the 1e-5 the issue asked: the array's kernels (a grouped convolution, batch norm over
+        # stacked channels) round in another order, and SGD grows a last-bit difference step by step. The floor
+        # is measured against the run alone in the other memory layout, which is as far from the run alone
+        # (benchmarks/array_noise.py, results/perf/cpu/array-noise.md: 1e-5 at the third step, 3.5e-2 by the
+        # tenth). So: the first log point (iteration 5, measured 3e-5) tightly, the rest within that floor.
+        first_gap = abs(rows[0]["train/loss"] / solo_rows[0]["train/loss"] - 1)
+        assert first_gap < 1e-3, (seed, first_gap)
         for row, solo in zip(rows, solo_rows):
             for key in ("train/loss", "test/loss"):
                 if key in solo:
-                    assert row[key] == pytest.approx(solo[key], rel=2e-2), (seed, row["iteration"], key)
+                    assert row[key] == pytest.approx(solo[key], rel=5e-2), (seed, row["iteration"], key)
+        first_losses[seed] = (rows[0]["train/loss"], solo_rows[0]["train/loss"])
         assert array.summary()["test_loss"] == pytest.approx(alone.summary()["test_loss"], rel=2e-2)
         wandb_ids.add(array.summary()["wandb_id"])
+    for seed, (loss, _) in first_losses.items():  # each record holds its own seed: nearer its run alone than any other
+        gaps = {other: abs(loss - solo_loss) for other, (_, solo_loss) in first_losses.items()}
+        assert min(gaps, key=gaps.get) == seed, (seed, gaps)
     found = offline_runs(tmp_path / "array")
     assert {run_id for run_id, _ in found.values()} == wandb_ids and len(wandb_ids) == 3
     for _, history in found.values():  # each W&B run has its own seed's 8 rows

@@ -165,3 +165,46 @@ def test_missing_data_stops_the_suite_before_any_run(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert err.startswith(f"error: cifar10 not found: no folder {tmp_path / 'none' / 'cifar-10-batches-py'}")
     assert not (tmp_path / "r" / "runs").exists()
+
+
+ARRAY_SUITE = """
+name = "pair"
+dataset = "cifar10"
+
+[experiments.shortcut]
+title = "Shortcut"
+report = "depth"
+runs = ["cifar(depth=8)", "cifar(depth=8,shortcut=B)"]
+"""
+
+
+@pytest.mark.slow
+def test_a_suite_trains_each_specs_seeds_as_one_array_with_the_records_of_runs_alone(tmp_path, tiny_cifar10,
+                                                                                      capsys):
+    """`--array 3` against `--array off` on a suite of 2 specs x 3 seeds: one child per spec instead of one per
+    run, the same run ids, every run finished, and the same test results to fp32's noise (an array rounds in
+    other kernels: tests/test_arrays.py and results/perf/cpu/array-noise.md)."""
+    root, _ = tiny_cifar10
+    path = write(tmp_path, ARRAY_SUITE)
+    results = {}
+    for array in ("3", "off"):
+        argv = ["suite", str(path), "--recipe", "smoke", "--seeds", "3", "--array", array, "--data-dir", str(root),
+                "--results-dir", str(tmp_path / array), "--wandb", "disabled", "--device", "cpu"]
+        assert main(argv) == 0
+        results[array] = capsys.readouterr().out
+    assert "suite pair: 6 runs, 0 already done, 6 to train" in results["3"]
+    assert "as 2 training processes (arrays of up to 3 seeds)" in results["3"]
+    assert "start cifar(depth=8) seeds 0, 1, 2 as one array on cpu (shortcut)" in results["3"]
+    assert "start cifar(depth=8,shortcut=B) seeds 0, 1, 2 as one array on cpu (shortcut)" in results["3"]
+    assert "as one array" not in results["off"] and "start cifar(depth=8) seed 2 on cpu" in results["off"]
+    planned = suites.expand(suites.load(path), "smoke", 1.0, seeds=3)
+    assert len(planned) == 6
+    for run in planned:
+        array, alone = RunRecord(tmp_path / "3", run.run_id), RunRecord(tmp_path / "off", run.run_id)
+        assert array.status() == alone.status() == "finished", run.run_id
+        summary, solo = array.summary(), alone.summary()
+        assert summary["iterations"] == solo["iterations"]
+        assert summary["test_loss"] == pytest.approx(solo["test_loss"], rel=5e-2), run.run_id
+        assert abs(summary["test_error"] - solo["test_error"]) <= 5.0, run.run_id  # 100 test images: 1 each
+    for array in ("3", "off"):
+        assert (tmp_path / array / "reports" / "pair" / "smoke-x1" / "shortcut.md").exists()
