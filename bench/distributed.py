@@ -96,6 +96,10 @@ class Session:
         import torch.distributed as dist
 
         self.world = world
+        if device.type == "cuda":
+            # before the process group: NCCL's communicator and broadcast_object_list's staging use the current
+            # device, cuda:0 unless set, and rank 1's "backend constrained to cuda:1" would end the run at once
+            torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                     device_id=device if device.type == "cuda" else None)
@@ -149,13 +153,15 @@ class Session:
     # ---- failures ----------------------------------------------------------------------------------------
     def fail(self, error: BaseException) -> None:
         """Leave why this rank ends where rank 0 reads it: its own error, or that it was stopped. A failed
-        collective is a peer's failure, not this rank's: it leaves nothing."""
+        collective is most often a peer's failure, not this rank's: it is left apart ("collective"), and
+        rank 0 names it only for a rank that then went silent (its error is why it died)."""
         self._stopping = True
         with contextlib.suppress(Exception):
             if isinstance(error, (Stopped, KeyboardInterrupt)):
                 self.store.set(f"bench/stopped/{self.world.rank}", "stopped")
-            elif not lost_peer(error):
-                self.store.set(f"bench/failed/{self.world.rank}", f"{type(error).__name__}: {error}")
+            else:
+                kind = "collective" if lost_peer(error) else "failed"
+                self.store.set(f"bench/{kind}/{self.world.rank}", f"{type(error).__name__}: {error}")
 
     def judge(self, error: BaseException) -> tuple[str, str] | None:
         """On rank 0, after `error`: the run's status (failed or interrupted) and why, naming the rank that
@@ -175,13 +181,14 @@ class Session:
                     return "failed", "; ".join(f"rank {rank} ({self._host(rank)}) failed: {why}"
                                                for rank, why in failed.items())
                 time.sleep(HEARTBEAT_SECONDS / 2)
-            after, stopped = self._beats(), self._notes("stopped")
+            after, stopped, collective = self._beats(), self._notes("stopped"), self._notes("collective")
         except Exception:
             return "failed", "a rank was lost, and torchrun's store with it; torchrun's output says which"
         silent = [rank for rank in range(1, self.world.size) if after[rank] == before[rank] and rank not in stopped]
-        if silent:
-            return "failed", "; ".join(f"rank {rank} ({self._host(rank)}) stopped without a word: killed, or its "
-                                       f"node lost" for rank in silent)
+        if silent:  # a rank that raised before it died is named with its error, not as a silent death
+            return "failed", "; ".join(
+                f"rank {rank} ({self._host(rank)}) failed: {collective[rank]}" if rank in collective else
+                f"rank {rank} ({self._host(rank)}) stopped without a word: killed, or its node lost" for rank in silent)
         if isinstance(error, Stopped) or stopped:
             return "interrupted", "stopped by torchrun or the user (SIGTERM or Ctrl-C)"
         return "failed", f"a collective failed: {error}"

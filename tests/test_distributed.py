@@ -217,6 +217,59 @@ def test_a_cuda_rank_takes_the_gpu_of_its_local_rank():
         world.device(torch.device("cuda", 0))
 
 
+def test_a_cuda_rank_sets_its_device_before_the_process_group_starts(monkeypatch):
+    """NCCL and broadcast_object_list work on the current device: set after init_process_group (or never),
+    rank 1 stages rank 0's objects on cuda:0 and its first broadcast fails."""
+    import torch.distributed as dist
+
+    calls = []
+
+    class Started(Exception):
+        pass
+
+    def init_process_group(backend, **options):
+        calls.append(("init_process_group", backend, options["device_id"]))
+        raise Started  # no real NCCL here: what came before is the point
+
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", device)))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", init_process_group)
+    gpu = torch.device("cuda", 1)
+    with pytest.raises(Started):
+        distributed.Session(distributed.World(rank=1, size=2, local_rank=1), gpu)
+    assert calls == [("set_device", gpu), ("init_process_group", "nccl", gpu)]
+
+
+def _judging_session(monkeypatch, beats_of_rank1):
+    """Rank 0's Session of a 2-rank world over an in-process store, rank 1's heartbeat as given."""
+    monkeypatch.setattr(distributed, "SILENCE_SECONDS", 0.1)
+    session = distributed.Session.__new__(distributed.Session)
+    session.world, session.store = distributed.World(rank=0, size=2), torch.distributed.HashStore()
+    session._judged, session._stopping = False, False
+    session.store.set("bench/host/1", "node-b pid 7")
+    session.store.add("bench/beat/0", 1)
+    session.store.add("bench/beat/1", beats_of_rank1)
+    return session
+
+
+def test_a_rank_that_raised_in_a_collective_and_died_is_named_with_its_error(monkeypatch):
+    """Rank 1's own error (here the one a rank without set_device raises) names it, not a silent death."""
+    session = _judging_session(monkeypatch, 5)
+    error = torch.distributed.DistBackendError("Tensor found on device cuda:0 but backend constrained to cuda:1")
+    rank1 = distributed.Session.__new__(distributed.Session)
+    rank1.world, rank1.store = distributed.World(rank=1, size=2), session.store
+    rank1.fail(error)  # as rank 1's train.run does before it exits
+    verdict = session.judge(torch.distributed.DistError("gloo: Connection closed by peer"))
+    assert verdict == ("failed", "rank 1 (node-b pid 7) failed: DistBackendError: Tensor found on device cuda:0 "
+                                 "but backend constrained to cuda:1")
+
+
+def test_a_rank_that_died_without_a_word_is_named_so(monkeypatch):
+    session = _judging_session(monkeypatch, 5)
+    verdict = session.judge(torch.distributed.DistError("gloo: Connection closed by peer"))
+    assert verdict == ("failed", "rank 1 (node-b pid 7) stopped without a word: killed, or its node lost")
+
+
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_bench_torchrun_ends_a_stop_with_the_signals_status_not_a_traceback(monkeypatch, capsys, signum, status):
     import torch.distributed.run as torchrun_module
