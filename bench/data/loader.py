@@ -2,8 +2,9 @@
 
 A training split is held whole on the device when it fits (CIFAR's 150 MB, Imagenette's 0.7 GB at 160 px),
 and otherwise streamed (ImageNet): read from its memory-mapped cache a window at a time, in large
-contiguous chunks, through pinned memory, the next window read by a background thread while the current
-one trains. Either way an epoch's order is the same, so where the data lives changes no number:
+contiguous chunks, into one of two pinned buffers by a background thread while the current window trains
+(the next epoch's first window while this epoch's last one does), and copied to the GPU on a side stream
+(`_Staging`). Either way an epoch's order is the same, so where the data lives changes no number:
 
 - All randomness of an epoch comes from a generator seeded by (seed, epoch), drawn up front for the whole
   epoch: the order, then the augmentation's choices. Any iteration's batch can be rebuilt on resume
@@ -43,21 +44,33 @@ def window_images(split: Split) -> int:
     return max(WINDOW_CHUNKS, WINDOW_BYTES // per_image)
 
 
-def fits(nbytes: int, device: torch.device) -> bool:
-    """Whether a split of `nbytes` may live whole on `device` (half of its free memory, or of free RAM)."""
+def memory_of(device: torch.device) -> tuple[int, int]:
+    """The free and total bytes of `device` (a GPU's memory; the CPU's RAM)."""
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-    else:
-        import psutil
+        return torch.cuda.mem_get_info(device)
+    import psutil
 
-        free = psutil.virtual_memory().available
-    return nbytes <= DEVICE_SHARE * free
+    memory = psutil.virtual_memory()
+    return memory.available, memory.total
 
 
-def resident(split: Split, device: torch.device, placement: str = "auto") -> bool:
+def budget(device: torch.device, share: float = 1.0) -> int:
+    """The bytes a run given `share` of `device` may count on: its share of the whole, or what is free if that
+    is less. Not the free memory alone: N runs that start together on one GPU each see it all free, and each
+    would claim half of it."""
+    free, total = memory_of(device)
+    return int(min(free, share * total))
+
+
+def fits(nbytes: int, device: torch.device, share: float = 1.0) -> bool:
+    """Whether a split of `nbytes` may live whole on `device`: at most half of the run's budget there."""
+    return nbytes <= DEVICE_SHARE * budget(device, share)
+
+
+def resident(split: Split, device: torch.device, placement: str = "auto", share: float = 1.0) -> bool:
     if placement not in PLACEMENTS:
         raise DataError(f"data placement {placement!r} is not allowed; choose one of: {', '.join(PLACEMENTS)}")
-    return placement == "resident" or (placement == "auto" and fits(split.nbytes, device))
+    return placement == "resident" or (placement == "auto" and fits(split.nbytes, device, share))
 
 
 class EpochLoader:
@@ -86,6 +99,7 @@ class EpochLoader:
         self.stream = stream
         self.device = device or split.labels.device
         self.labels = split.labels.to(self.device)
+        self._staging: _Staging | None = None  # streaming: the host buffers and the reader, made on first use
 
     def order(self, generator: torch.Generator) -> tuple[torch.Tensor, list[tuple[list[int], int, int]]]:
         """The epoch's order of the split's images, and its windows as (chunks, first position, end position)."""
@@ -108,7 +122,7 @@ class EpochLoader:
         # Drawn for the whole epoch up front (a few small host-to-device copies per epoch, none per batch).
         drawn = tuple(t.to(self.device) for t in self.augmentation.draw(len(self.split), generator))
         if self.stream:
-            yield from self._streamed(order, windows, drawn, start)
+            yield from self._streamed(epoch, order, windows, drawn, start)
             return
         order = order.to(self.device)
         # an augmentation that reads the split in place (the fused CPU crops) gets it whole, with the indices
@@ -129,67 +143,131 @@ class EpochLoader:
 
     # ---- streaming ---------------------------------------------------------------------------------------
 
-    def _read_window(self, chunks: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The chunks' images in one host buffer (pinned for CUDA), and each chunk's offset in it (-1: absent)."""
+    def _read_window(self, chunks: list[int], buffer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chunks' images read into the front of `buffer` (a staging buffer: pinned for CUDA), and each
+        chunk's offset there (-1: absent)."""
         n = len(self.split)
-        spans = [(c * self.chunk, min(n, (c + 1) * self.chunk)) for c in chunks]
-        size = sum(end - begin for begin, end in spans)
-        buffer = torch.empty((size, *self.split.images.shape[1:]), dtype=torch.uint8,
-                             pin_memory=self.device.type == "cuda")
         offsets = torch.full((math.ceil(n / self.chunk),), -1, dtype=torch.long)
         at = 0
-        for c, (begin, end) in zip(chunks, spans):
+        for c in chunks:
+            begin, end = c * self.chunk, min(n, (c + 1) * self.chunk)
             buffer[at: at + end - begin].copy_(self.split.images[begin:end])  # one large sequential read
             offsets[c] = at
             at += end - begin
-        return buffer, offsets
+        return buffer[:at], offsets
 
-    def _streamed(self, order: torch.Tensor, windows, drawn, start: int):
+    def _streamed(self, epoch: int, order: torch.Tensor, windows, drawn, start: int):
         on_device = order.to(self.device)  # one copy per epoch; `order` stays on the host to plan the reads
-        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-stream")
-        pending: dict[int, object] = {}
+        if self._staging is None:
+            self._staging = _Staging(self, self.window)  # the most images a window holds
+        staging = self._staging
         loaded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-        def prefetch(w: int) -> None:
-            if w < len(windows) and w not in pending and w not in loaded:
-                pending[w] = reader.submit(self._read_window, windows[w][0])
 
         def window_of(position: int) -> int:
             return next(w for w, (_, begin, end) in enumerate(windows) if begin <= position < end)
 
-        try:
-            for step in range(start, self.steps_per_epoch):
-                positions = self._positions(step)
-                lo, hi = positions.start, positions.stop
-                needed = range(window_of(lo), window_of(hi - 1) + 1)
-                for w in list(loaded):
-                    if w < needed[0]:
-                        del loaded[w]  # done with: its device memory goes back
-                for w in needed:
-                    if w not in loaded:
-                        prefetch(w)
-                        buffer, offsets = pending.pop(w).result()
-                        loaded[w] = (buffer.to(self.device, non_blocking=True), offsets.to(self.device))
-                prefetch(needed[-1] + 1)
-                parts = []
-                for w in needed:
-                    images, offsets = loaded[w]
-                    begin, end = max(lo, windows[w][1]), min(hi, windows[w][2])
-                    index = on_device[begin:end]
-                    parts.append(images[offsets[index // self.chunk] + index % self.chunk])
-                images = parts[0] if len(parts) == 1 else torch.cat(parts)
-                labels = self.labels[on_device[lo:hi]]
-                yield self.augmentation.apply(images, *(t[lo:hi] for t in drawn)), labels
-        finally:
-            reader.shutdown(wait=True, cancel_futures=True)
+        last = len(windows) - 1
+        for step in range(start, self.steps_per_epoch):
+            positions = self._positions(step)
+            lo, hi = positions.start, positions.stop
+            needed = range(window_of(lo), window_of(hi - 1) + 1)
+            for w in list(loaded):
+                if w < needed[0]:
+                    del loaded[w]  # done with: its device memory goes back
+            for w in needed:
+                if w not in loaded:
+                    loaded[w] = staging.take((epoch, w), windows[w][0])
+            if needed[-1] < last:
+                staging.prefetch((epoch, needed[-1] + 1), windows[needed[-1] + 1][0])
+            elif not staging.pending:  # the last window: read the next epoch's first meanwhile (its order is
+                _, next_windows = self.order(epoch_generator(self.seed, epoch + 1))  # known already)
+                staging.prefetch((epoch + 1, 0), next_windows[0][0])
+            parts = []
+            for w in needed:
+                images, offsets = loaded[w]
+                begin, end = max(lo, windows[w][1]), min(hi, windows[w][2])
+                index = on_device[begin:end]
+                parts.append(images[offsets[index // self.chunk] + index % self.chunk])
+            images = parts[0] if len(parts) == 1 else torch.cat(parts)
+            labels = self.labels[on_device[lo:hi]]
+            yield self.augmentation.apply(images, *(t[lo:hi] for t in drawn)), labels
+
+
+class _Staging:
+    """A streamed split's way to the device: two host buffers used in turn (pinned for CUDA, allocated once:
+    pinning is slow, and a new pinned buffer per window cost as much as its read), one reader thread that
+    fills them a window ahead of training (across an epoch's end too), and the copy to the device on a side
+    stream, so that it overlaps the compute stream's work; the compute stream waits on an event for it. A
+    buffer is refilled only once the copy out of it has finished (its event). On the CPU the "copy" is a
+    clone, so that the buffer can be refilled while its window trains."""
+
+    def __init__(self, loader: EpochLoader, capacity: int):
+        self.loader, self.device = loader, loader.device
+        cuda = self.device.type == "cuda"
+        shape = (capacity, *loader.split.images.shape[1:])
+        self.buffers = [torch.empty(shape, dtype=torch.uint8, pin_memory=cuda) for _ in range(2)]
+        self.copied: list = [None, None]  # per buffer: the event of the last copy out of it (CUDA)
+        self.stream = torch.cuda.Stream(self.device) if cuda else None
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-stream")
+        self.pending: dict[tuple[int, int], tuple[int, object]] = {}  # (epoch, window) -> (buffer, future)
+        self.turn = 0  # the buffer the next read fills
+
+    def prefetch(self, key: tuple[int, int], chunks: list[int]) -> None:
+        """Start reading window `key` into the next buffer (one read ahead at most: the other buffer holds the
+        window being copied or trained)."""
+        if key in self.pending or self.pending:
+            return
+        slot, self.turn = self.turn, 1 - self.turn
+        event = self.copied[slot]
+
+        def read():
+            if event is not None:
+                event.synchronize()  # the copy out of this buffer is done: it may be overwritten
+            return self.loader._read_window(chunks, self.buffers[slot])
+
+        self.pending[key] = (slot, self.reader.submit(read))
+
+    def take(self, key: tuple[int, int], chunks: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window `key` on the device: its read (started ahead, or now) and its copy."""
+        if key not in self.pending:
+            for _, future in self.pending.values():  # a read of another window (a resume elsewhere): let it end
+                future.result()
+            self.pending.clear()
+            self.prefetch(key, chunks)
+        slot, future = self.pending.pop(key)
+        host, offsets = future.result()
+        if self.stream is None:
+            return host.clone(), offsets
+        with torch.cuda.stream(self.stream):
+            images = host.to(self.device, non_blocking=True)
+            offsets = offsets.to(self.device, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        current = torch.cuda.current_stream(self.device)
+        current.wait_event(event)  # the batches read the window only after it has arrived
+        images.record_stream(current)  # made on the side stream, used on this one: not freed before it is done
+        offsets.record_stream(current)
+        self.copied[slot] = event
+        return images, offsets
+
+    def __del__(self):
+        reader = getattr(self, "reader", None)
+        if reader is not None:
+            reader.shutdown(wait=False, cancel_futures=True)
 
 
 def eval_batches(split: Split, batch_size: int, device: torch.device, limit: int = 0, transform=None,
-                 first: int = 0):
+                 first: int = 0, pad: bool = False):
     """Images `first` up to `limit` of `split` (0: all) in order, at `batch_size`, on `device`, transformed for
-    evaluation. A split left on the host is copied a batch at a time."""
+    evaluation. A split left on the host is copied a batch at a time. With `pad`, a last short batch is filled
+    up to `batch_size` with black images, so that a compiled net sees one shape (a CUDA graph is recorded per
+    shape, and inside the timed evaluation): the labels are the real images' only, and the logits past them
+    are to be dropped (in evaluation mode an image's logits do not depend on the others of its batch)."""
     count = min(limit or len(split), len(split))
     for start in range(first, count, batch_size):
         end = min(start + batch_size, count)
-        images = split.images[start:end].to(device, non_blocking=True)
+        images = split.images[start:end]
+        if pad and end - start < batch_size:
+            images = torch.cat([images, images.new_zeros((batch_size - (end - start),) + images.shape[1:])])
+        images = images.to(device, non_blocking=True)
         yield (transform(images) if transform is not None else images), split.labels[start:end].to(device)
