@@ -379,8 +379,7 @@ def measure_wandb(s: Settings, say) -> list[Row]:
                 if outcome.status != "finished":
                     raise UserError(f"the W&B measurement run ended {outcome.status} ({summary.get('reason')}); "
                                     f"run again with --no-wandb to measure the rest")
-                segments = [row["throughput/train_img_s"] for row in outcome.record.metrics()][1:]
-                steady = len(segments) / sum(1 / value for value in segments)  # equal-sized segments
+                steady = summary["train_img_s"]  # after the first log segment (the runner's steady state)
                 logged = 100 * summary["wandb_log_seconds"] / summary["train_seconds"]
                 for metric, value, unit in ((f"wandb_{mode}", steady, "img/s"),
                                             (f"wandb_{mode}_log_share", logged, "%"),
@@ -728,63 +727,107 @@ def _array_train(path, s: Settings, iters: int) -> float:
     return seconds
 
 
-def measure_arrays(s: Settings, data: datasets.Data, size: int, say) -> list[Row]:
-    """Per spec, alternating within one process: K runs alone trained one after another (each `iters` steps),
-    then one array of K (`iters` steps of all K): aggregate training img/s and each phase's peak memory."""
+class GpuUtilization:
+    """The mean share of time the GPU was running a kernel during one phase, in percent (NVML's utilisation,
+    sampled every 50 ms through torch.cuda.utilization); NaN on the CPU or where NVML is not at hand."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.percent, self._samples = device, float("nan"), []
+
+    def __enter__(self) -> "GpuUtilization":
+        if self.device.type == "cuda":
+            try:
+                torch.cuda.utilization(self.device)
+            except Exception:  # no pynvml / NVML: the figure is left out, the timing goes on
+                return self
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self._samples.append(torch.cuda.utilization(self.device))
+
+    def __exit__(self, *exc) -> None:
+        if hasattr(self, "_thread"):
+            self._stop.set()
+            self._thread.join()
+            if self._samples:
+                self.percent = sum(self._samples) / len(self._samples)
+
+
+def measure_arrays(s: Settings, data: datasets.Data, sizes: list[int], say) -> list[Row]:
+    """Per spec and array size K, alternating within one process: K runs alone trained one after another
+    (each `iters` steps), then one array of K (`iters` steps of all K): aggregate training img/s, each phase's
+    peak memory and, on CUDA, its GPU utilisation."""
     placed = replace(data, train=data.train.to(s.device))
     rows = []
     for spec in s.specs:
-        alone, array = _array_paths(spec, placed, s, size)
-        images = size * s.iters * s.batch_size
-        for repeat in range(s.repeats):
-            with PeakMemory(s.device) as memory:
-                seconds = sum(_array_train(path, s, s.iters) for path in alone)
-            rows += [Row(spec, "train_img_s", f"{size} alone", repeat, images / seconds, "img/s", s.batch_size),
-                     Row(spec, "peak_memory_mb", f"{size} alone", repeat, memory.mb, "MB", s.batch_size)]
-            with PeakMemory(s.device) as memory:
-                seconds = _array_train(array, s, s.iters)
-            rows += [Row(spec, "train_img_s", f"array of {size}", repeat, images / seconds, "img/s", s.batch_size),
-                     Row(spec, "peak_memory_mb", f"array of {size}", repeat, memory.mb, "MB", s.batch_size)]
-            say(f"  {spec} repeat {repeat + 1}/{s.repeats}: {size} alone {rows[-4].value:,.0f} img/s, array of "
-                f"{size} {rows[-2].value:,.0f} img/s")
+        for size in sizes:
+            alone, array = _array_paths(spec, placed, s, size)
+            images = size * s.iters * s.batch_size
+            for repeat in range(s.repeats):
+                for condition, paths in ((f"{size} alone", alone), (f"array of {size}", [array])):
+                    with PeakMemory(s.device) as memory, GpuUtilization(s.device) as busy:
+                        seconds = sum(_array_train(path, s, s.iters) for path in paths)
+                    rows += [Row(spec, "train_img_s", condition, repeat, images / seconds, "img/s", s.batch_size),
+                             Row(spec, "peak_memory_mb", condition, repeat, memory.mb, "MB", s.batch_size),
+                             Row(spec, "gpu_util", condition, repeat, busy.percent, "%", s.batch_size)]
+                say(f"  {spec} repeat {repeat + 1}/{s.repeats}: {size} alone {rows[-6].value:,.0f} img/s, array of "
+                    f"{size} {rows[-3].value:,.0f} img/s")
+            del alone, array
     return rows
 
 
-def array_markdown(frame, s: Settings, size: int) -> str:
+def array_markdown(frame, s: Settings, sizes: list[int]) -> str:
     machine = _machine(s)
-    lines = [f"# Run arrays: {size} runs alone against one array of {size} ({machine['device']})", "",
+    cuda = s.device.type == "cuda"
+    names = ", ".join(map(str, sizes))
+    lines = [f"# Run arrays: K runs alone against one array of K, K = {names} ({machine['device']})", "",
              f"{machine['date']}; {machine['machine']}; {machine['versions']}; {machine['suite_execution']}.", "",
              f"Command: `{s.command}`", "",
-             f"In one process, alternating: {size} runs alone (seeds 0..{size - 1}, each its own net, SGD and "
-             f"data stream) trained one after another for {s.iters} steps each, then one array of the same "
-             f"{size} seeds for {s.iters} steps (paths.ArrayPath: vmap over stacked weights, a learning rate per "
-             f"seed), after {s.warmup} untimed steps each; batch {s.batch_size} per seed; the median of "
-             f"{s.repeats} repeats. Aggregate img/s counts every seed's images. Peak memory: " +
-             ("the CUDA allocator's peak above what was allocated before the phase." if s.device.type == "cuda"
+             f"In one process, alternating: K runs alone (seeds 0..K-1, each its own net, SGD and data stream) "
+             f"trained one after another for {s.iters} steps each, then one array of the same K seeds for "
+             f"{s.iters} steps (paths.ArrayPath: vmap over stacked weights, a learning rate per seed), after "
+             f"{s.warmup} untimed steps each; batch {s.batch_size} per seed; the median of {s.repeats} repeats. "
+             f"Aggregate img/s counts every seed's images. Peak memory: " +
+             ("the CUDA allocator's peak above what was allocated before the phase. GPU utilisation: NVML's share "
+              "of time a kernel ran, sampled every 50 ms (n/a without NVML)." if cuda
               else "the process's RSS peak above its start (the nets and their data, not reset between phases: "
                    "a rough figure on the CPU)."), "",
-             f"| spec | {size} alone img/s | array of {size} img/s | array / alone | {size} alone peak MB | "
-             f"array peak MB |", "|---|---:|---:|---:|---:|---:|"]
+             "| spec | K | K alone img/s | array of K img/s | array / alone | K alone peak MB | array peak MB |"
+             + (" K alone GPU util % | array GPU util % |" if cuda else ""),
+             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if cuda else "")]
+
+    def cell(value, form="{:,.0f}"):
+        return "n/a" if value != value else form.format(value)
+
     for spec in s.specs:
-        alone = _median(frame, spec, "train_img_s", f"{size} alone")
-        array = _median(frame, spec, "train_img_s", f"array of {size}")
-        lines.append(f"| {spec} | {alone:,.0f} | {array:,.0f} | {array / alone:.2f}x | "
-                     f"{_median(frame, spec, 'peak_memory_mb', f'{size} alone'):,.0f} | "
-                     f"{_median(frame, spec, 'peak_memory_mb', f'array of {size}'):,.0f} |")
+        for size in sizes:
+            alone, array = f"{size} alone", f"array of {size}"
+            speed_alone, speed_array = (_median(frame, spec, "train_img_s", c) for c in (alone, array))
+            line = (f"| {spec} | {size} | {speed_alone:,.0f} | {speed_array:,.0f} | {speed_array / speed_alone:.2f}x | "
+                    f"{cell(_median(frame, spec, 'peak_memory_mb', alone))} | "
+                    f"{cell(_median(frame, spec, 'peak_memory_mb', array))} |")
+            if cuda:
+                line += (f" {cell(_median(frame, spec, 'gpu_util', alone))} | "
+                         f"{cell(_median(frame, spec, 'gpu_util', array))} |")
+            lines.append(line)
     return "\n".join(lines) + "\n"
 
 
-def run_arrays(s: Settings, size: int, say=print) -> Path:
-    """`bench perf --array K`: OUT/array.csv and OUT/array.md; returns array.md."""
+def run_arrays(s: Settings, sizes: list[int], say=print) -> Path:
+    """`bench perf --array K[,K...]`: OUT/array.csv and OUT/array.md; returns array.md."""
     s.validate()
-    if size < 1:
-        raise UserError(f"--array {size} is not allowed: it must be at least 1")
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--array {','.join(map(str, sizes))} is not allowed: each size must be at least 1")
     data = load(s)
     s.image_size = data.image_size
-    say(f"perf --array {size} on {_execution(s.device).describe()['device_name']} ({s.device})")
-    frame = _frame(measure_arrays(s, data, size, say))
+    say(f"perf --array {','.join(map(str, sizes))} on {_execution(s.device).describe()['device_name']} ({s.device})")
+    frame = _frame(measure_arrays(s, data, sizes, say))
     s.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(s.out / "array.csv", index=False)
     written = s.out / "array.md"
-    written.write_text(array_markdown(frame, s, size))
+    written.write_text(array_markdown(frame, s, sizes))
     return written

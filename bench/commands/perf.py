@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import data as datasets
 from .. import perf, standard
+from ..errors import UserError
 from ..execution import resolve_device
 from . import Command
 from .common import CACHE_DIR, DATA_DIR, DATASET, DEVICE, SKIP_CORRUPT
@@ -19,6 +20,17 @@ DEFAULTS = {
                batch_sizes=perf.BATCH_SIZES),
     False: dict(iters=(10, 100), warmup=(2, 20), batch_size=(64, 256), depths=(), batch_sizes=()),
 }
+
+
+def _sizes(text: str) -> list[int]:
+    """--array 3 or --array 1,2,4,8: array sizes of 1 or more."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--array {text} is not allowed: give array sizes of 1 or more, e.g. 3 or 1,2,4,8")
+    return sizes
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -54,10 +66,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR",
                         help="output folder (default: results/perf/<cpu|cuda>, or results/perf/<cpu|cuda>-<dataset> "
                              "for other datasets than cifar10)")
-    parser.add_argument("--array", type=int, metavar="K",
-                        help="instead: K runs alone (seeds 0..K-1) trained one after another against one run array "
-                             "of the same K seeds (bench train --seeds K), aggregate img/s and peak memory, into "
-                             "OUT/array.md and OUT/array.csv")
+    parser.add_argument("--array", metavar="K[,K...]",
+                        help="instead: for each K, K runs alone (seeds 0..K-1) trained one after another against one "
+                             "run array of the same K seeds (bench train --seeds K): aggregate img/s, peak memory and "
+                             "on CUDA GPU utilisation, into OUT/array.md and OUT/array.csv (e.g. --array 1,2,4,8)")
     CACHE_DIR.add(parser)
     SKIP_CORRUPT.add(parser)
 
@@ -85,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         command=perf.command_line(args.argv),
     )
     if args.array is not None:
-        written = perf.run_arrays(settings, args.array)
+        written = perf.run_arrays(settings, _sizes(args.array))
         print("\n" + written.read_text())
         print(f"written: {written}, {written.with_name('array.csv')}")
         return 0
