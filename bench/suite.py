@@ -262,10 +262,10 @@ def arrays(todo: list[PlannedRun], size: int) -> list[list[PlannedRun]]:
 
 
 def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, source: datasets.Source,
-              results_dir: str | Path, child_arguments: Callable[[Run, str], list[str]],
+              results_dir: str | Path, child_arguments: Callable[[Run, str, float], list[str]],
               array: str = "off") -> SuiteResult:
     """Train every planned run that has no finished record, as many at a time as the launcher has slots, each
-    in its own process: `python -m bench train` with `child_arguments(run, device)`, or with `--array`, the
+    in its own process: `python -m bench train` with `child_arguments(run, device, share)`, or with `--array`, the
     seeds of a spec together (`arrays`), one process with `--seeds N`. Ctrl-C or a stopping
     signal asks the children in flight to record `interrupted` and returns what was done (`stopped_by`)."""
     result = SuiteResult()
@@ -287,7 +287,8 @@ def run_suite(suite: Suite, planned: list[PlannedRun], launcher: Launcher, *, so
                if resuming else "")
     size = array_size(array, launcher.slots[0]) if launcher.slots else 1
     units = arrays(todo, size)
-    together = f", as {len(units)} training processes (arrays of up to {size} seeds)" if len(units) < len(todo) else ""
+    processes = f"{len(units)} training process" + ("es" if len(units) > 1 else "")
+    together = f", as {processes} (arrays of up to {size} seeds)" if len(units) < len(todo) else ""
     print(f"suite {suite.name}: {len(planned)} runs, {len(result.skipped)} already done, {len(todo)} to train"
           f"{resumes} ({recipe}{len(launcher.slots)} at a time{where}{together})")
     if not todo:
@@ -313,7 +314,8 @@ class Scheduler:
     WAIT_POLL = 2.0  # seconds between looks at the runs another process trains
 
     def __init__(self, suite: Suite, units: list[list[PlannedRun]], launcher: Launcher, results_dir: Path,
-                 child_arguments: Callable[[Run, str], list[str]], result: SuiteResult, estimate: "_CostEstimate"):
+                 child_arguments: Callable[[Run, str, float], list[str]], result: SuiteResult,
+                 estimate: "_CostEstimate"):
         self.suite, self.launcher, self.results_dir = suite, launcher, results_dir
         self.child_arguments, self.result, self.estimate = child_arguments, result, estimate
         self.total = sum(len(unit) for unit in units)
@@ -374,7 +376,8 @@ class Scheduler:
         with records.no_space_is(self.logs, None, "a training log"), open(log, "a") as handle:
             handle.write(f"==== {_now()}: suite {self.suite.name}, {socket.gethostname()} pid {os.getpid()}, "
                          f"device {device} ====\n")
-        command = [sys.executable, "-m", "bench", "train", *self.child_arguments(run.run, device)]
+        command = [sys.executable, "-m", "bench", "train",
+                   *self.child_arguments(run.run, device, self.launcher.shares[slot])]
         if len(free) > 1:
             command += ["--seeds", str(len(free))]
         with stopping.deferred():  # a child started is a child counted, so that a stop stops it
