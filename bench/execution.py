@@ -6,8 +6,10 @@ config.json's `execution`, never part of the run id.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -38,6 +40,18 @@ class Execution:
     placement: str = "auto"
     # A run array (paths.ArrayPath): the seeds trained together in this process, each its own run; () alone.
     array_seeds: tuple[int, ...] = ()
+    # cudnn's deterministic kernels, and no benchmark search: on a GPU, resume, stream against resident and a
+    # retried Ray task then give the same bits (the default picks the fastest kernels, which differ at float
+    # noise between processes). The CPU is deterministic either way.
+    deterministic: bool = False
+    # The share of the device this run is given (a suite's --jobs on one GPU, Ray's --gpus-per-run): the
+    # training split stays whole on the device only when it fits in that share (data/loader.py), and an array
+    # plans its seeds in it. Like the placement it decides, recorded in config.json's dataset section.
+    device_share: float = 1.0
+    # Where torch.compile's caches are (Inductor's FX graphs, AOT autograd, Triton kernels): set by the runner
+    # under the results folder, which every worker of a suite shares (use_compile_cache). Recorded in
+    # config.json's execution; not in `describe`, which a resumed run compares (a path changes no number).
+    compile_cache: str = ""
 
     PRECISIONS = ("auto", "bf16", "fp32")
     COMPILE_MODES = ("auto", "off", "default", "reduce-overhead")
@@ -48,6 +62,8 @@ class Execution:
             raise UserError(f"precision {self.precision} is not allowed; choose one of: {', '.join(self.PRECISIONS)}")
         if self.compile not in self.COMPILE_MODES:
             raise UserError(f"compile {self.compile} is not allowed; choose one of: {', '.join(self.COMPILE_MODES)}")
+        if not 0 < self.device_share <= 1:
+            raise UserError(f"--device-share {self.device_share:g} is not allowed: it must be above 0 and at most 1")
         if self.sync_bn and self.world_size > 1 and self.device.type != "cuda":
             raise UserError("--sync-bn needs CUDA ranks: torch's SyncBatchNorm runs on GPUs only")
         resolved = self
@@ -81,6 +97,12 @@ class Execution:
         return 1000 if self.device.type == "cuda" else 128
 
     @property
+    def pads_evaluation(self) -> bool:
+        """Whether evaluation pads its last batch to the full size: for a compiled net, where a new shape is a
+        recompile (and under CUDA graphs a new graph); eager nets take any batch as it is."""
+        return self.compile != "off"
+
+    @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
@@ -90,8 +112,33 @@ class Execution:
             "device": str(self.device), "device_name": name, "precision": self.precision,
             "memory_format": "channels_last" if self.channels_last else "contiguous", "compile": self.compile,
             "threads": torch.get_num_threads(), "world_size": self.world_size, "sync_bn": self.sync_bn,
+            "deterministic": self.deterministic,
             **({"array_seeds": list(self.array_seeds)} if self.array_seeds else {}),
         }
+
+    def configure_kernels(self) -> None:
+        """cudnn as this execution asks, before a training path builds anything: its benchmark search (fixed
+        shapes: the fastest kernels, picked once per process), or deterministic kernels."""
+        if self.device.type != "cuda":
+            return
+        torch.backends.cudnn.benchmark = not self.deterministic
+        torch.backends.cudnn.deterministic = self.deterministic
+
+
+COMPILE_CACHE_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def use_compile_cache(folder: Path) -> str:
+    """torch.compile's caches in `folder`, unless the user has chosen a place (TORCHINDUCTOR_CACHE_DIR): the
+    default, torchinductor_<user> in the temporary directory, is one per container and per Ray node, so each
+    would compile anew what another has compiled. Inductor reads the variable when it first compiles; Triton's
+    kernels go below it. Returns the folder in use."""
+    chosen = os.environ.get(COMPILE_CACHE_VARIABLE)
+    if chosen:
+        return chosen
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[COMPILE_CACHE_VARIABLE] = str(folder.resolve())
+    return os.environ[COMPILE_CACHE_VARIABLE]
 
 
 def _fast_bf16(device: torch.device) -> bool:

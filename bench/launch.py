@@ -44,6 +44,7 @@ class Job(Protocol):
 class Launcher(Protocol):
     name: str
     slots: list[str]  # the --device of each run in flight
+    shares: list[float]  # the share of its device each slot is given (--device-share: where its data may live)
 
     def prepare(self, results_dir: Path) -> None: ...
     def submit(self, command: list[str], log_path: Path) -> Job: ...
@@ -91,6 +92,7 @@ class LocalLauncher:
 
     def __init__(self, jobs: int, device: str):
         self.slots = devices_for(jobs, device)
+        self.shares = shares_of(self.slots)
         self.environment = dict(os.environ)
         if self.slots[0] == "cpu" and jobs > 1:  # N trainings on one CPU share its cores instead of each taking all
             self.environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
@@ -121,6 +123,12 @@ def devices_for(jobs: int, device: str) -> list[str]:
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return [f"cuda:{slot % torch.cuda.device_count()}" for slot in range(jobs)]
     return ["cpu" if device == "auto" else device] * jobs
+
+
+def shares_of(slots: list[str]) -> list[float]:
+    """Each slot's share of its device: the slots on one device (two jobs on cuda:0; N jobs on the CPU, whose
+    memory they share) split it evenly."""
+    return [1.0 / slots.count(slot) for slot in slots]
 
 
 # ---- Ray ----------------------------------------------------------------------------------------------------
@@ -279,6 +287,8 @@ class RayLauncher:
             raise UserError(f"--cpus-per-run {cpus_per_run:g}: no node of the Ray cluster has that many CPUs")
         # as many runs in flight as the cluster can hold at once; Ray picks the node and the GPU of each
         self.slots = ["cuda" if gpus_per_run else "cpu"] * (jobs or capacity)
+        # a fraction of a GPU is that share of its memory; a CPU task's share of its node's RAM is not known here
+        self.shares = [min(1.0, gpus_per_run) if gpus_per_run else 1.0] * len(self.slots)
         self.task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=RAY_RETRIES,
                                retry_exceptions=False)(_train_in_child)
 

@@ -36,8 +36,7 @@ class TrainingPath:
                  execution: Execution, world: distributed.World = distributed.SOLO):
         execution = execution.resolved()
         device = execution.device
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+        execution.configure_kernels()
         if world.parallel and execution.sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.world = world
@@ -106,9 +105,10 @@ class TrainingPath:
         with torch.no_grad():
             for images, labels in datasets.eval_batches(split, self.execution.eval_batch, device,
                                                         count * (rank + 1) // ranks, self.eval_transform,
-                                                        first=count * rank // ranks):
+                                                        first=count * rank // ranks,
+                                                        pad=self.execution.pads_evaluation):
                 with self.execution.autocast():
-                    logits = self.evaluator(self.normalizer(images, self.execution.memory_format))
+                    logits = self.evaluator(self.normalizer(images, self.execution.memory_format))[:len(labels)]
                 logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 autocast's up to fp32
                 loss_sum += F.cross_entropy(logits, labels, reduction="sum")
                 wrong += (logits.argmax(1) != labels).sum()
@@ -169,8 +169,7 @@ class ArrayPath:
             raise ValueError(f"an array needs one net per seed: {len(models)} nets for seeds {seeds}")
         execution = execution.resolved()
         device = execution.device
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+        execution.configure_kernels()
         self.execution, self.plan, self.seeds = execution, plan, tuple(seeds)
         self.eval_transform = data.eval_transform
         models = [model.to(device, memory_format=execution.memory_format) for model in models]
@@ -258,8 +257,8 @@ class ArrayPath:
         loss_sum = torch.zeros(len(self.seeds), device=device)
         wrong = torch.zeros(len(self.seeds), device=device, dtype=torch.long)
         for images, labels in datasets.eval_batches(split, self.execution.eval_batch, device, count,
-                                                    self.eval_transform):
-            logits = self.logits(images)
+                                                    self.eval_transform, pad=self.execution.pads_evaluation):
+            logits = self.logits(images)[:, :len(labels)]
             for k in range(len(self.seeds)):  # each seed's sum as a run alone takes it
                 loss_sum[k] += F.cross_entropy(logits[k], labels, reduction="sum")
             wrong += (logits.argmax(-1) != labels).sum(1)
@@ -382,7 +381,7 @@ def _training_inputs(data: datasets.Data, plan: recipes.Plan, seeds: tuple[int, 
     """Where the training split lives (streamed or not), its normaliser, whether the loader normalises as it
     crops, and one EpochLoader per seed: each seed's own order and augmentation draws, as in a run alone."""
     device = execution.device
-    stream = not datasets.loader.resident(data.train, device, execution.placement)
+    stream = not datasets.loader.resident(data.train, device, execution.placement, execution.device_share)
     train_split = data.train if stream else data.train.to(device)
     normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
     # where the augmentation can normalise as it crops (ImageNet-resolution data on the CPU), it does

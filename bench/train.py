@@ -34,7 +34,7 @@ from . import recipe as recipes
 from . import distributed, forecast, provenance, records
 from .cost import model_cost
 from .errors import OutOfSpace, UserError, free_bytes, megabytes
-from .execution import Execution, resolve_device
+from .execution import Execution, resolve_device, use_compile_cache
 from .paths import ArrayPath, TrainingPath
 from .progress import Progress
 from .runs import Request, Run
@@ -89,6 +89,9 @@ def run(request: Run | Request, source: datasets.Source = datasets.Source(), res
                                        f"resume") from error
 
 
+COMPILE_CACHE_FOLDER = ".compile-cache"  # under the results folder: torch.compile's caches (execution.py)
+
+
 def run_seeds(request: Run | Request, seeds: int | list[int], source: datasets.Source = datasets.Source(),
               results_dir: str | Path = "results", execution: Execution | None = None, *,
               wandb_mode: str | None = None, force: bool = False, quiet: bool = False,
@@ -116,6 +119,8 @@ def _attempt(runs: list[Run], source: datasets.Source, results_dir: Path, execut
     """One attempt at the seeds `runs` of one run: skip those done, else read the data once, take each run's
     lock, and train those that resume from the same point together (arrays of at most `array`)."""
     world = group.world if group else distributed.SOLO
+    if execution.compile != "off":  # one cache for every process of a suite, wherever its temp directory is
+        execution = replace(execution, compile_cache=use_compile_cache(results_dir / COMPILE_CACHE_FOLDER))
 
     def from_rank0(value):
         """What rank 0 decided, on every rank (a single process: the value itself)."""
@@ -148,7 +153,7 @@ def _attempt(runs: list[Run], source: datasets.Source, results_dir: Path, execut
     # The evaluation splits are placed as asked (auto: each where it fits).
     requested = execution.placement
     execution = replace(execution, placement="resident" if datasets.loader.resident(
-        data.train, execution.device, requested) else "stream")
+        data.train, execution.device, requested, execution.device_share) else "stream")
     with contextlib.ExitStack() as held:
         for _, record in todo:
             if world.main:
@@ -177,7 +182,7 @@ def _cohorts(starts: list[tuple], array: int, data: datasets.Data, plan: recipes
     if len(starts) > 1 and array > 1 and execution.device.type == "cuda":
         fits = _seeds_that_fit(starts[0][0], data, plan, execution, min(array, len(starts)))
         if fits < min(array, len(starts)):
-            warn(f"{fits} seeds of {starts[0][0].canonical} fit in the GPU's free memory at once, not "
+            warn(f"{fits} seeds of {starts[0][0].canonical} fit in this run's share of the GPU's memory at once, not "
                  f"{min(array, len(starts))}: arrays of {fits}")
         array = fits
     by_start: dict[str, list[tuple]] = {}
@@ -188,7 +193,7 @@ def _cohorts(starts: list[tuple], array: int, data: datasets.Data, plan: recipes
     return [same[i:i + array] for same in by_start.values() for i in range(0, len(same), max(1, array))]
 
 
-ARRAY_MEMORY_SHARE = 0.8  # of the free memory (less a resident training split) an array may plan to fill
+ARRAY_MEMORY_SHARE = 0.8  # of the run's memory budget (less a resident training split) an array may plan to fill
 
 
 def array_capacity(free_bytes: int, per_seed_bytes: int, wanted: int) -> int:
@@ -200,8 +205,8 @@ def array_capacity(free_bytes: int, per_seed_bytes: int, wanted: int) -> int:
 
 
 def _seeds_that_fit(run: Run, data: datasets.Data, plan: recipes.Plan, execution: Execution, wanted: int) -> int:
-    """On CUDA: one seed's training step measured on a twin of the net (its peak allocation), against the free
-    memory left once a resident training split is there."""
+    """On CUDA: one seed's training step measured on a twin of the net (its peak allocation), against the run's
+    budget (its share of the GPU, or the free memory if less: loader.budget) less a resident training split."""
     device = execution.device
     torch.cuda.synchronize(device)
     before = torch.cuda.memory_allocated(device)
@@ -210,9 +215,8 @@ def _seeds_that_fit(run: Run, data: datasets.Data, plan: recipes.Plan, execution
                          data.num_classes, plan.inputs.batch_size, execution, run.canonical)
     per_seed = torch.cuda.max_memory_allocated(device) - before
     torch.cuda.empty_cache()
-    free, _ = torch.cuda.mem_get_info(device)
     resident = data.train.nbytes if execution.placement == "resident" else 0
-    return array_capacity(free - resident, per_seed, wanted)
+    return array_capacity(datasets.loader.budget(device, execution.device_share) - resident, per_seed, wanted)
 
 
 def _has_random_layers(run: Run, data: datasets.Data) -> bool:
@@ -363,10 +367,14 @@ class RunState:
                  checkpoint: dict | None):
         self.run, self.record, self.tracker, self.code, self.checkpoint = run, record, tracker, code, checkpoint
         self.warmup_end, self.train_seconds, self.wall_before = None, 0.0, 0.0
+        # each attempt's first segment of training (to its first log point) holds the compile, CUDA-graph capture
+        # and cudnn's kernel search: its seconds and iterations, apart from the steady segments after it
+        self.first_segment_seconds, self.first_segment_iterations = 0.0, 0
         self.checkpoint_iteration = checkpoint["iteration"] if checkpoint else None  # where a next attempt resumes
         if checkpoint:
             self.warmup_end = checkpoint["warmup_end"]
             self.train_seconds, self.wall_before = checkpoint["train_seconds"], checkpoint["wall_seconds"]
+            self.first_segment_seconds, self.first_segment_iterations = checkpoint.get("first_segment", (0.0, 0))
         self.warming_up = False
         self.status, self.row = "running", {}
 
@@ -397,8 +405,8 @@ class Trainer:
         else:
             self.path = ArrayPath(models, data, plan, tuple(member.run.seed for member in members), execution)
         self.steps_per_epoch = self.path.loaders[0].steps_per_epoch
-        self.test = _placed(data.test, device, eval_placement)
-        self.val = _placed(data.val, device, eval_placement) if data.val is not None else None
+        self.test = _placed(data.test, device, eval_placement, execution.device_share)
+        self.val = _placed(data.val, device, eval_placement, execution.device_share) if data.val is not None else None
         # the intermediate evaluations' share of each split (the final one takes all), as config.json records it
         self.evaluation = _evaluation(data, plan, members[0].checkpoint)
         self.schedule, self.cadence, self.warmup = plan.schedule, plan.cadence, plan.schedule.deep_net_warmup
@@ -417,6 +425,10 @@ class Trainer:
             member.warming_up = member.warmup_end is None and self.warmup.applies_to(
                 getattr(member.run.trained, "depth", 0))
         self.segment_start: float | None = None  # while training between log points: when the segment began
+        self.segment_from = self.iteration  # the iteration the open segment began at
+        self.first_segment = True  # the attempt's first: compile and warm-up happen in it
+        self.eager_sampler_noted = False
+        self.eval_batches_run = 0  # test batches the evaluator has seen in this attempt (its warm-up)
 
     def running(self) -> list[int]:
         """The members still training."""
@@ -479,11 +491,15 @@ class Trainer:
         totals = self.path.seed_totals()
         segment_seconds = time.perf_counter() - self.segment_start
         self.segment_start = None  # evaluation and checkpoints are not training time
+        self.note_eager_sampler()
         final = self.iteration == self.plan.iterations
         going = []
         for index in self.running():
             member = self.members[index]
             member.train_seconds += segment_seconds
+            if self.first_segment:
+                member.first_segment_seconds += segment_seconds
+                member.first_segment_iterations += self.iteration - self.segment_from
             train_loss, train_error = totals[index]
             row = {"iteration": self.iteration, "epoch": self.iteration / self.steps_per_epoch, "lr": lrs[index],
                    "train/loss": train_loss, "train/error": train_error,
@@ -514,14 +530,36 @@ class Trainer:
                         seeds=len(rows) if len(self.members) > 1 else 1)
         if self.iteration % self.cadence.checkpoint_every == 0 and not final:
             self.save_checkpoints(going)
+        self.first_segment = False
         if not final:
+            self.segment_from = self.iteration
             self.segment_start = time.perf_counter()
+
+    def note_eager_sampler(self) -> None:
+        """config.json's dataset says so once the crop sampler has fallen back to eager in this process
+        (data/augmentation.py: torch.compile failed), since the run's speed is then not the compiled one."""
+        if self.eager_sampler_noted or self.path.normalized_by_loader or (self.group and not self.group.world.main):
+            return
+        reason = self.data.augmentation.eager_fallback()
+        if reason is None:
+            return
+        self.eager_sampler_noted = True
+        for member in self.members:
+            config = json.loads(member.record.config_path.read_text())
+            config["dataset"]["crop_sampler"] = f"eager: torch.compile failed ({reason})"
+            member.record.write_config(config)
 
     def evaluate(self, going: list[int], final: bool) -> None:
         """Test (and validation) loss and error into the rows: the whole split at the end, a fixed part before.
         An array evaluates all its seeds on each batch at once."""
+        batch = self.execution.eval_batch
+        if final and self.execution.pads_evaluation and self.eval_batches_run < 3:
+            # a compiled net records its CUDA graph on the third call of a shape: not inside the timed pass
+            self.path.seed_evaluation(self.test, (3 - self.eval_batches_run) * batch)
+        limit = 0 if final else self.evaluation["intermediate_test_images"]
+        self.eval_batches_run += -(-min(limit or len(self.test), len(self.test)) // batch)
         started = time.perf_counter()
-        tests = self.path.seed_evaluation(self.test, 0 if final else self.evaluation["intermediate_test_images"])
+        tests = self.path.seed_evaluation(self.test, limit)
         seconds = time.perf_counter() - started
         vals = None
         if self.val is not None:
@@ -544,6 +582,7 @@ class Trainer:
                 "wall_seconds": member.wall_before + time.perf_counter() - self.started,
                 "rng_cpu": torch.get_rng_state(), "execution": self.execution.describe(),
                 "wandb_id": member.tracker.wandb_id, "source_version": member.code, "evaluation": self.evaluation,
+                "first_segment": (member.first_segment_seconds, member.first_segment_iterations),
             })
             member.checkpoint_iteration = self.iteration
             member.record.write_summary(self.summary(member, "running"))
@@ -575,16 +614,31 @@ class Trainer:
             test_error=row["test/error"], test_loss=row["test/loss"],
             val_error=row.get("val/error"), val_loss=row.get("val/loss"),
             train_error=row["train/error"], train_loss=row["train/loss"],
-            train_img_s=(self.iteration * self.plan.inputs.batch_size / member.train_seconds
-                         if member.train_seconds else None),
+            **self.training_speed(member),
             inference_img_s=row["throughput/inference_img_s"],
             wandb_log_seconds=round(member.tracker.log_seconds, 4), **_peak_memory(self.execution.device),
         )
 
 
-def _placed(split: datasets.Split, device: torch.device, placement: str) -> datasets.Split:
+    def training_speed(self, member: RunState) -> dict:
+        """Steady-state `train_img_s`: the segments after each attempt's first, whose time holds the compile,
+        CUDA-graph capture and cudnn's kernel search, so that a short run records its speed, not a fraction of
+        it. `compile_seconds`: what those first segments took beyond the steady speed (near 0 in eager mode on
+        a CPU). A run of one segment has no steady part: its whole speed, and compile_seconds None."""
+        batch = self.plan.inputs.batch_size
+        steady_iterations = self.iteration - member.first_segment_iterations
+        steady_seconds = member.train_seconds - member.first_segment_seconds
+        if steady_iterations <= 0 or steady_seconds <= 0:
+            return {"train_img_s": self.iteration * batch / member.train_seconds if member.train_seconds else None,
+                    "compile_seconds": None}
+        steady = steady_iterations * batch / steady_seconds
+        extra = member.first_segment_seconds - member.first_segment_iterations * batch / steady
+        return {"train_img_s": steady, "compile_seconds": round(max(0.0, extra), 3)}
+
+
+def _placed(split: datasets.Split, device: torch.device, placement: str, share: float = 1.0) -> datasets.Split:
     """An evaluation split on the device when it fits there; else left on the host, copied a batch at a time."""
-    return split.to(device) if datasets.loader.resident(split, device, placement) else split
+    return split.to(device) if datasets.loader.resident(split, device, placement, share) else split
 
 
 def _peak_memory(device: torch.device) -> dict:
@@ -631,12 +685,13 @@ def _config(run: Run, data: datasets.Data, plan: recipes.Plan, execution: Execut
                 "; crops and normalisation in one C++ pass"
                 if data.augmentation.fuses(execution.device, data.normalize) else ""),
             "evaluation": data.eval_transform.describe() if data.eval_transform else "the images as stored",
-            **data.details, "placement": execution.placement,
+            **data.details, "placement": execution.placement, "device_share": execution.device_share,
         },
         "recipe": plan.to_dict(),
         "evaluation": _evaluation(data, plan, checkpoint),
         "seed": run.seed,
-        "execution": execution.describe(),
+        "execution": {**execution.describe(),
+                      **({"compile_cache": execution.compile_cache} if execution.compile_cache else {})},
         "versions": {
             "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "timm": timm.__version__, "wandb": wandb.__version__, "resnet_bench": _package_version(),

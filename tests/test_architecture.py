@@ -198,3 +198,7 @@ def test_a_suite_passes_its_options_to_the_training_child_through_the_same_decla
     assert request(child.spec, child).resolve() == run  # the same run, id included
     assert (child.data_dir, child.results_dir) == (str(Path("d").resolve()), str(tmp_path.resolve()))
     assert (child.precision, child.wandb, child.skip_corrupt, child.device) == ("fp32", "disabled", True, "cpu")
+    assert child.device_share == 1.0 and not child.deterministic  # a slot with the whole device: no flag
+    args = build_parser().parse_args(["suite", "cifar10", "--deterministic"])
+    child = build_parser().parse_args(["train", *train_arguments(run, args, "cuda:0", 0.5)])
+    assert (child.device, child.device_share, child.deterministic) == ("cuda:0", 0.5, True)

@@ -240,6 +240,56 @@ def test_without_a_compiler_the_crops_are_normalised_apart(monkeypatch, capsys):
     assert augment._fused_kernel() is None and capsys.readouterr().err == ""  # said once
 
 
+def _failing_compile(monkeypatch, error):
+    """torch.compile of the crop sampler gives a function that raises `error` on its call, as a compiler does."""
+    monkeypatch.setattr(augment, "_SAMPLER", [])
+    monkeypatch.setattr(augment, "_SAMPLER_FALLBACK", [])
+
+    def compiled(*args):
+        raise error
+
+    monkeypatch.setattr(torch, "compile", lambda function, **options: compiled)
+
+
+def test_the_crop_sampler_falls_back_to_eager_only_when_compiling_fails(monkeypatch, capsys):
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    images = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8)
+    boxes = torch.tensor([[0.0, 0.0, 40.0, 40.0], [4.0, 2.0, 30.0, 36.0]] * 2)
+    failure = BackendCompilerFailed(lambda: None, RuntimeError("Compiler: cc not found\nmore"), None)
+    _failing_compile(monkeypatch, failure)
+    out = augment.resized_crops(images, boxes, 32)
+    assert torch.equal(out, augment._bilinear_crops(images, boxes, torch.zeros(4, dtype=torch.bool), 32))
+    assert capsys.readouterr().err.endswith(
+        "warning: torch.compile of the crop sampler failed (RuntimeError: Compiler: cc not found); sampling eagerly "
+        "for the rest of this process, about 10x slower (config.json records it)\n")
+    assert augment.sampler_fallback() == "RuntimeError: Compiler: cc not found"
+    augment.resized_crops(images, boxes, 32)
+    assert capsys.readouterr().err == ""  # said once: the sampler is eager now
+
+    # running out of memory, or any error of the batch's own, is not the compiler's: it propagates, and the
+    # sampler stays compiled for the next batch
+    for error in (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                  BackendCompilerFailed(lambda: None, torch.OutOfMemoryError("out of memory in autotuning"), None),
+                  ValueError("boxes must be (n, 4)")):
+        _failing_compile(monkeypatch, error)
+        with pytest.raises(type(error)):
+            augment.resized_crops(images, boxes, 32)
+        assert augment.sampler_fallback() is None and augment._SAMPLER[0] is not augment._bilinear_crops
+
+
+@pytest.mark.slow
+def test_a_run_whose_crop_sampler_fell_back_says_so_in_config_json(tiny_folder, tmp_path, monkeypatch):
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    _failing_compile(monkeypatch, BackendCompilerFailed(lambda: None, RuntimeError("no working C++ compiler"), None))
+    monkeypatch.setattr(augment.ResizedCrop, "fuses", lambda self, device, normalize: False)  # as on CUDA
+    outcome = smoke(tmp_path / "r", tiny_folder, cache_dir=tmp_path / "cache")
+    assert outcome.status == "finished"
+    config = json.loads(outcome.record.config_path.read_text())
+    assert config["dataset"]["crop_sampler"] == "eager: torch.compile failed (RuntimeError: no working C++ compiler)"
+
+
 def test_drawn_boxes_respect_the_scale_and_ratio_ranges():
     crop = augment.ResizedCrop(stored_size=160, size=128, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3))
     boxes, flips = crop.draw(5000, torch.Generator().manual_seed(0))
@@ -305,6 +355,33 @@ def test_order_is_seeded_resumable_and_the_same_streamed(window):
         assert len(windows) == 5 and windows[-1][2] == 300
         for chunks, begin, end in windows:
             assert len(chunks) <= 8 and set((order[begin:end] // 8).tolist()) == set(chunks)
+
+
+def test_streaming_reuses_two_staging_buffers_and_reads_the_next_epochs_first_window_ahead(monkeypatch):
+    """300 images in windows of 64: 5 windows an epoch, each read on the reader thread into one of two host
+    buffers allocated once (pinned on CUDA), one window ahead of training, and the next epoch's first window
+    while the last one of this epoch trains. The batches are the resident loader's."""
+    split = numbered(300)
+    held = EpochLoader(split, 32, seed=5, augmentation=Identity(), window=64)
+    streamed = EpochLoader(split, 32, seed=5, augmentation=Identity(), window=64, stream=True,
+                           device=torch.device("cpu"))
+    reads = []
+    real_read = EpochLoader._read_window
+
+    def read_window(self, chunks, buffer):
+        reads.append((tuple(chunks), buffer.data_ptr()))
+        return real_read(self, chunks, buffer)
+
+    monkeypatch.setattr(EpochLoader, "_read_window", read_window)
+    for epoch in (0, 1):
+        for (images, labels), (s_images, s_labels) in zip(held.batches(epoch), streamed.batches(epoch), strict=True):
+            assert torch.equal(images, s_images) and torch.equal(labels, s_labels)
+        streamed._staging.reader.submit(lambda: None).result()  # the reads submitted so far have run
+        assert len(reads) == 5 * epoch + 6  # this epoch's 5 windows and, ahead, the next one's first
+    assert len({buffer for _, buffer in reads}) == 2  # two buffers, in turn
+    assert [buffer for _, buffer in reads] == [reads[0][1], reads[1][1]] * 5 + [reads[0][1]]
+    _, windows = held.order(data.epoch_generator(5, 1))
+    assert reads[5][0] == tuple(windows[0][0])  # read during epoch 0: epoch 1's first window
 
 
 # ---- training runs on a tiny folder ---------------------------------------------------------------------

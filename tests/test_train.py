@@ -67,6 +67,136 @@ def test_smoke_run_writes_complete_records(tmp_path, tiny_cifar10):
         assert summary[key] > 0, key
 
 
+def test_train_img_s_is_the_steady_speed_and_the_first_segments_extra_is_compile_seconds(tmp_path, tiny_cifar10,
+                                                                                           monkeypatch):
+    """The first log segment holds the compile (and on CUDA the graph capture): here a first step that takes
+    1.5 s longer stands in for it. summary.json's train_img_s is the speed of the segments after it;
+    compile_seconds is the first segment's time beyond that speed."""
+    from bench.paths import TrainingPath
+
+    root, _ = tiny_cifar10
+    real_step, calls = TrainingPath.train_step, {"n": 0}
+
+    def step(self, batches, lrs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            time.sleep(1.5)
+        real_step(self, batches, lrs)
+
+    monkeypatch.setattr(TrainingPath, "train_step", step)
+    outcome = smoke(tmp_path, root)
+    summary, rows = outcome.summary, outcome.record.metrics()
+    steady = [row["throughput/train_img_s"] for row in rows[1:]]  # 7 segments of 5 steps after the first
+    assert summary["train_img_s"] == pytest.approx(len(steady) / sum(1 / speed for speed in steady), rel=1e-6)
+    assert rows[0]["throughput/train_img_s"] < min(steady)
+    assert 1.4 < summary["compile_seconds"] < 1.5 + 0.5 * (summary["train_seconds"] - 1.5)
+    overall = 40 * 64 / summary["train_seconds"]
+    assert summary["train_img_s"] > overall  # the whole run's rate would hide the speed behind the stall
+
+
+def test_a_compiled_evaluation_pads_its_last_batch_to_one_shape_and_counts_only_the_real_images(tiny_cifar10,
+                                                                                                  monkeypatch):
+    """100 test images at batch 128 on the CPU: one short batch. Compiled (here: told it is), the net sees one
+    batch shape, 28 black images past the real ones, whose logits are dropped: the loss and error are those of
+    the unpadded pass. An array evaluates the same way."""
+    from bench.paths import ArrayPath, TrainingPath
+
+    root, _ = tiny_cifar10
+    plan = recipes.RECIPES["smoke"].resolve(200, None)
+    data = Source(root, download=False).load("cifar10", plan.inputs)
+    execution = train.Execution(torch.device("cpu"), precision="fp32", compile="off")
+
+    def net(seed):
+        torch.manual_seed(seed)
+        return variants.create(variants.parse(TINY_NET), num_classes=10)
+
+    alone = TrainingPath(net(0), data, plan, 0, execution)
+    array = ArrayPath([net(0), net(1)], data, plan, (0, 1), execution)
+    eager = alone.evaluate(data.test), array.seed_evaluation(data.test), alone.evaluate(data.test, limit=60)
+    monkeypatch.setattr(train.Execution, "pads_evaluation", property(lambda self: True))
+    shapes = []
+    for path in (alone, array):
+        evaluator = path.evaluator
+        path.evaluator = lambda *args, evaluator=evaluator: shapes.append(args[-1].shape[0]) or evaluator(*args)
+    padded = alone.evaluate(data.test), array.seed_evaluation(data.test), alone.evaluate(data.test, limit=60)
+    assert shapes == [128, 128, 128]  # never 100 or 60
+    for (loss, error), (expected_loss, expected_error) in zip([padded[0], *padded[1], padded[2]],
+                                                               [eager[0], *eager[1], eager[2]]):
+        assert loss == pytest.approx(expected_loss, rel=1e-5) and error == expected_error
+    assert padded[1][0] == pytest.approx(padded[0], rel=1e-5)  # seed 0 of the array is the run alone
+
+
+def test_placement_counts_the_runs_share_of_the_device_not_its_free_memory(monkeypatch):
+    """Two runs that start together on an 80 GB GPU each see 70 GB free: from the free memory alone each would
+    keep a 30 GB split resident, 60 GB together with their activations to come. Given half the GPU each
+    (--jobs 2, or Ray's --gpus-per-run 0.5), a run counts on 40 GB, keeps at most 20 GB resident, streams."""
+    from bench import launch
+    from bench.data import loader
+
+    gigabyte = 2**30
+    monkeypatch.setattr(loader, "memory_of", lambda device: (70 * gigabyte, 80 * gigabyte))
+    gpu = torch.device("cuda", 0)
+    assert loader.budget(gpu) == 70 * gigabyte and loader.budget(gpu, 0.5) == 40 * gigabyte
+    assert loader.fits(30 * gigabyte, gpu) and not loader.fits(30 * gigabyte, gpu, 0.5)
+    assert loader.fits(20 * gigabyte, gpu, 0.5)
+    monkeypatch.setattr(loader, "memory_of", lambda device: (10 * gigabyte, 80 * gigabyte))
+    assert loader.budget(gpu, 0.5) == 10 * gigabyte  # less free than the share: what is free
+    # each slot's share, as a suite's children are given it
+    assert launch.shares_of(["cuda:0", "cuda:1", "cuda:0", "cuda:1"]) == [0.5] * 4
+    assert launch.shares_of(["cuda:0", "cuda:1", "cuda:0"]) == [0.5, 1.0, 0.5]
+    assert launch.LocalLauncher(2, "cpu").shares == [0.5, 0.5] and launch.LocalLauncher(1, "cpu").shares == [1.0]
+
+
+def test_deterministic_execution_turns_cudnns_search_off():
+    """--deterministic on a GPU: cudnn's deterministic kernels and no benchmark; by default the search (fixed
+    shapes). The flags are set before a path builds its net; the CPU needs neither."""
+    saved = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    try:
+        train.Execution(torch.device("cuda", 0), deterministic=True).configure_kernels()
+        assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (False, True)
+        train.Execution(torch.device("cuda", 0)).configure_kernels()
+        assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
+        described = train.Execution(torch.device("cpu"), deterministic=True, device_share=0.5).describe()
+        assert described["deterministic"] and "device_share" not in described  # a share changes no number
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved
+
+
+COMPILE_IN_A_NEW_PROCESS = """
+import sys, torch
+from pathlib import Path
+from bench.execution import use_compile_cache
+print(use_compile_cache(Path(sys.argv[1])))
+compiled = torch.compile(lambda x: (x * 2).sin() + 1)
+compiled(torch.randn(16))
+from torch._dynamo.utils import counters
+print(counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"])
+"""
+
+
+@pytest.mark.slow
+def test_a_second_process_reuses_the_compile_cache_under_the_results_folder(tmp_path):
+    """What the first process compiled (Inductor's FX graph: code generation and the C++ build) the second
+    finds in the folder the runner gives torch.compile, whatever its own temp directory: a cache hit."""
+    import os
+
+    folder = tmp_path / "results" / train.COMPILE_CACHE_FOLDER
+    environment = {key: value for key, value in os.environ.items() if key != "TORCHINDUCTOR_CACHE_DIR"}
+    printed = []
+    for temp in ("a", "b"):  # each process its own temp directory, as two containers or Ray nodes have
+        (tmp_path / temp).mkdir()
+        done = subprocess.run([sys.executable, "-c", COMPILE_IN_A_NEW_PROCESS, str(folder)], capture_output=True,
+                              text=True, env=environment | {"TMPDIR": str(tmp_path / temp)}, timeout=300)
+        assert done.returncode == 0, done.stderr
+        printed.append(done.stdout.split("\n"))
+    assert printed[0][0] == printed[1][0] == str(folder.resolve())
+    assert printed[0][1] == "0 1" and printed[1][1] == "1 0"  # a miss, then a hit
+    assert any(folder.rglob("*")) and not any((tmp_path / "b").rglob("*.so"))
+    done = subprocess.run([sys.executable, "-c", COMPILE_IN_A_NEW_PROCESS, str(folder)], capture_output=True, text=True,
+                          env=environment | {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "mine")}, timeout=300)
+    assert done.stdout.split("\n")[0] == str(tmp_path / "mine")  # the user's choice stands
+
+
 def count_training_forwards(monkeypatch) -> dict:
     """Count the training-mode forward passes of every model built from now on."""
     real_create = variants.create
@@ -250,6 +380,7 @@ def test_validation_split_reports_val_and_test_error(tmp_path, tiny_cifar10):
         (["--device", "tpu"], "--device tpu is not allowed; choose one of: auto, cpu, cuda, cuda:INDEX"),
         (["--scale", "0"], "scale 0.0 is not allowed: it must be a positive number"),
         (["--val-split", "500"], "--val-split 500 is not allowed: hold out 1 to 199 of the 200 training images, or 0 for no validation split"),
+        (["--device-share", "0"], "--device-share 0 is not allowed: it must be above 0 and at most 1"),
     ],
 )
 def test_train_user_errors_are_one_line(tmp_path, tiny_cifar10, capsys, extra, message):

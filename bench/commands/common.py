@@ -90,15 +90,26 @@ SYNC_BN = Option("--sync-bn", switch=True,
                  help="under torchrun on GPUs: batch norm over the whole global batch (SyncBatchNorm), not over each "
                       "rank's share")
 DATA_PLACEMENT = Option("--data-placement", default="auto", choices=PLACEMENTS,
-                        help="auto (default): the training split whole on the device when it takes at most half its "
-                             "free memory, else streamed in windows from the cache; the batches are the same either way")
+                        help="auto (default): the training split whole on the device when it takes at most half of "
+                             "the run's share of it (--device-share), or of its free memory if less, else streamed in "
+                             "windows from the cache; the batches are the same either way")
+DETERMINISTIC = Option("--deterministic", switch=True,
+                       help="on a GPU: cudnn's deterministic kernels and no benchmark search, so that a resumed run, "
+                            "stream against resident and a retried Ray task give the same bits (slower; the CPU is "
+                            "deterministic without it)")
+
+
+DEVICE_SHARE = Option("--device-share", type=float, default=1.0, metavar="F",
+                      help="the share of the device this run is given, as a suite sets it for --jobs on one GPU or "
+                           "Ray's --gpus-per-run: the training split stays on the device only when it takes at most "
+                           "half of that share (default: 1, the whole device)")
 FORCE = Option("--force", switch=True, help="discard an existing record of this run and train again")
-EXECUTION = Group((DEVICE, PRECISION, NO_CHANNELS_LAST, COMPILE, SYNC_BN, DATA_PLACEMENT, FORCE), "execution",
-                  "how the run executes: recorded in config.json, not part of the run id")
+EXECUTION = Group((DEVICE, PRECISION, NO_CHANNELS_LAST, COMPILE, SYNC_BN, DATA_PLACEMENT, DETERMINISTIC, DEVICE_SHARE,
+                   FORCE), "execution", "how the run executes: recorded in config.json, not part of the run id")
 
 # What a suite (or a comparison) passes on to every training child, when the command has the option; the
-# device is each job slot's own.
-PASSED_ON = Group((DATA_DIR, CACHE_DIR, SKIP_CORRUPT, RESULTS_DIR, WANDB, PRECISION, COMPILE))
+# device and its share are each job slot's own.
+PASSED_ON = Group((DATA_DIR, CACHE_DIR, SKIP_CORRUPT, RESULTS_DIR, WANDB, PRECISION, COMPILE, DETERMINISTIC))
 
 
 def request(spec: str, args: argparse.Namespace) -> runs.Request:
@@ -106,13 +117,15 @@ def request(spec: str, args: argparse.Namespace) -> runs.Request:
     return runs.Request(spec, **RUN.values(args))
 
 
-def train_arguments(run: runs.Run, args: argparse.Namespace, device: str) -> list[str]:
-    """The arguments of `bench train` that train `run` on `device`, with the options of `args` that it shares."""
+def train_arguments(run: runs.Run, args: argparse.Namespace, device: str, share: float = 1.0) -> list[str]:
+    """The arguments of `bench train` that train `run` on `device` (given `share` of it), with the options of
+    `args` that it shares."""
     given = run.request
     if isinstance(given.recipe, recipes.Recipe):  # a recipe object from code has no name on the command line
         raise ValueError(f"recipe {given.recipe.name!r} is not a registered recipe; a child process cannot be given it")
     values = {option.name: getattr(given, option.name) for option in RUN.options}
-    return [run.canonical, *RUN.argv(values), *PASSED_ON.argv(PASSED_ON.values(args)), *DEVICE.argv(device)]
+    return [run.canonical, *RUN.argv(values), *PASSED_ON.argv(PASSED_ON.values(args)), *DEVICE.argv(device),
+            *(DEVICE_SHARE.argv(share) if share < 1 else [])]
 
 
 def source(args: argparse.Namespace) -> datasets.Source:
@@ -125,4 +138,4 @@ def execution(args: argparse.Namespace) -> Execution:
     """How the parsed options say a run executes (the EXECUTION group; --device checked against this machine)."""
     return Execution(device=resolve_device(args.device), precision=args.precision,
                      channels_last=not args.no_channels_last, compile=args.compile, sync_bn=args.sync_bn,
-                     placement=args.data_placement)
+                     placement=args.data_placement, deterministic=args.deterministic, device_share=args.device_share)

@@ -13,8 +13,8 @@ from .. import suite as suites
 from ..errors import UserError
 from ..options import Group, Option
 from . import Command
-from .common import (CACHE_DIR, CHECKPOINT_EVERY, COMPILE, DATA_DIR, DEVICE, PRECISION, RECIPE, RECORDS, SCALE,
-                     SKIP_CORRUPT, source, train_arguments)
+from .common import (CACHE_DIR, CHECKPOINT_EVERY, COMPILE, DATA_DIR, DETERMINISTIC, DEVICE, PRECISION, RECIPE,
+                     RECORDS, SCALE, SKIP_CORRUPT, source, train_arguments)
 from .report import report_suite
 
 SUITE = Option("suite", help=f"suite name ({', '.join(suites.available_suites())}) or path to a .toml file; "
@@ -43,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_selection(parser)
     ONLY.add(parser)
     Group((DATA_DIR, CACHE_DIR, SKIP_CORRUPT), "data").add(parser)
-    Group((DEVICE, PRECISION, COMPILE, replace(CHECKPOINT_EVERY, help="as for train (default: the recipe's); not "
+    Group((DEVICE, PRECISION, COMPILE, DETERMINISTIC, replace(CHECKPOINT_EVERY, help="as for train (default: the recipe's); not "
                                                                        "part of the run ids")),
           "each run", "as for `bench train`; passed on to every training process").add(parser)
     ARRAY.add(parser)
@@ -67,7 +67,8 @@ def train_runs(suite: suites.Suite, planned: list[suites.PlannedRun], args: argp
     try:
         with stopping.on_signals():
             return suites.run_suite(suite, planned, launcher, source=source(args), results_dir=args.results_dir,
-                                    child_arguments=lambda run, device: train_arguments(run, args, device),
+                                    child_arguments=lambda run, device, share: train_arguments(run, args, device,
+                                                                                               share),
                                     array=getattr(args, "array", "auto"))  # bench compare has no --array
     finally:
         launcher.close()

@@ -72,6 +72,9 @@ class PadCrop:
     def normalizing(self, normalizer, memory_format: torch.memory_format, device: torch.device) -> None:
         return None
 
+    def eager_fallback(self) -> str | None:
+        return None  # no compiled kernel
+
 
 class ResizedCrop:
     """Random-resized crop of stored square images to `size`, then a random horizontal flip.
@@ -115,6 +118,10 @@ class ResizedCrop:
 
     def apply(self, images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
         return resized_crops(images, boxes, self.size, flips)
+
+    def eager_fallback(self) -> str | None:
+        """Why its crops are sampled eagerly in this process (torch.compile failed), or None."""
+        return sampler_fallback()
 
     def torchvision_steps(self, size: int) -> list:
         from torchvision import transforms as T
@@ -236,13 +243,18 @@ def _bilinear_crops(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tens
 
 
 _SAMPLER = []
+_SAMPLER_FALLBACK: list[str] = []  # why this process samples crops eagerly, once it does
 
 
 def _sampler():
     """`_bilinear_crops`, compiled once per process (eager: 88 ms a batch against 9 compiled, the gathers
-    unfused); eager with a warning where torch.compile cannot run (no C++ compiler, say)."""
+    unfused); eager with a warning where torch.compile cannot run (no C++ compiler, an unsupported op: what
+    Dynamo and Inductor raise). Any other error, running out of memory above all, is the batch's own and
+    propagates: falling back for it would make the rest of the run about 10x slower and say nothing."""
     if not _SAMPLER:
         import logging
+
+        from torch._dynamo.exc import TorchDynamoException  # BackendCompilerFailed, InductorError, Unsupported
 
         # inductor's C++ toolchain lookup warns "No CUDA runtime is found" on every CPU-only machine: noise here
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
@@ -251,15 +263,38 @@ def _sampler():
         def sample(images, boxes, flips, size):
             try:
                 return compiled(images, boxes, flips, size)
-            except Exception as error:  # inductor's failures have many types; eager computes the same
+            except TorchDynamoException as error:
+                if _out_of_memory(error):  # compiling ran out of memory: not the compiler's fault
+                    raise
                 from ..tracking import warn
 
-                warn(f"torch.compile of the crop sampler failed ({type(error).__name__}); sampling eagerly, slower")
+                inner = getattr(error, "inner_exception", None) or error  # BackendCompilerFailed wraps the cause
+                lines = str(inner).strip().splitlines()
+                reason = f"{type(inner).__name__}: {lines[0]}" if lines else type(inner).__name__
+                warn(f"torch.compile of the crop sampler failed ({reason}); sampling eagerly for the rest of this "
+                     f"process, about 10x slower (config.json records it)")
+                _SAMPLER_FALLBACK.append(reason)
                 _SAMPLER[0] = _bilinear_crops
                 return _bilinear_crops(images, boxes, flips, size)
 
         _SAMPLER.append(sample)
     return _SAMPLER[0]
+
+
+def sampler_fallback() -> str | None:
+    """Why the crop sampler runs eagerly in this process (torch.compile's error), or None while compiled."""
+    return _SAMPLER_FALLBACK[0] if _SAMPLER_FALLBACK else None
+
+
+def _out_of_memory(error: BaseException | None) -> bool:
+    """Whether `error`, or an error it was raised from, is a device running out of memory."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, torch.OutOfMemoryError):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__ or getattr(error, "inner_exception", None)
+    return False
 
 
 class CenterResize:
