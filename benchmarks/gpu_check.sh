@@ -18,11 +18,13 @@ set -uo pipefail
 DRY=${DRY:-0}; DEV=cuda
 # the steps' lengths: on a GPU as the check was sized; DRY, a few iterations each on the CPU
 G_SCALE=0.04; J_SCALE=0.02; T_SCALE=0.005; A_SCALE=0.02; ITERS=100; WARM=10; A_ITERS=50; NET18=resnet18; GRAPHS=reduce-overhead
-if (( DRY )); then
+A_SPECS=(resnet20 resnet56); A_SIZES=1,2,4,8; MAX_ERR=75  # the torchrun run must learn something on real CIFAR
+if (( DRY )); then  # random data: no error bound; one small net, two array sizes
   DEV=cpu; G_SCALE=0.0005; J_SCALE=0.0005; T_SCALE=0.0005; A_SCALE=0.0005; ITERS=3; WARM=1; A_ITERS=2
-  NET18="resnet18(blocks=1-1-1-1)"; GRAPHS=off
+  NET18="resnet18(blocks=1-1-1-1)"; GRAPHS=off; A_SPECS=(resnet20); A_SIZES=1,2; MAX_ERR=100
 fi
 START=$(date +%s); BUDGET=${BUDGET:-530}            # seconds for all steps; each is also capped below
+(( DRY )) && BUDGET=${DRY_BUDGET:-900}           # the CPU is slower: every step runs, none is skipped
 OUT=${OUT:-/tmp/gpucheck-out}; W=/tmp/gpucheck; R=$W/results
 mkdir -p "$OUT" "$W" "$R"; : >"$W/steps.txt"
 SUM=$OUT/summary.md
@@ -244,20 +246,20 @@ check jobs "$R/jobs" "$R/graphs"
 
 # ---- 6. torchrun, one process (NCCL is NOT exercised: WORLD_SIZE=1 makes no process group) -------------
 step torchrun 90 TERM "${TR[@]}" --nproc-per-node 1 -m bench train resnet20 --scale "$T_SCALE" "${C[@]}" --results-dir "$R/torchrun"
-check single "$R/torchrun" 75 "$GRAPHS" "torchrun --nproc-per-node 1 (no NCCL: one rank)"
+check single "$R/torchrun" "$MAX_ERR" "$GRAPHS" "torchrun --nproc-per-node 1 (no NCCL: one rank)"
 
 # ---- 7. run arrays (issue 17): K runs alone against one array of K, resnet20 and resnet56, K = 1, 2, 4, 8, with
 # the GPU's utilisation; then 3 seeds trained as one array with the default execution (CUDA graphs over vmap)
-step array-perf 150 INT "$PY" -m bench perf resnet20 resnet56 --array 1,2,4,8 --device "$DEV" --data-dir "$D" \
+step array-perf 150 INT "$PY" -m bench perf "${A_SPECS[@]}" --array "$A_SIZES" --device "$DEV" --data-dir "$D" \
   --iters "$A_ITERS" --warmup "$WARM" --repeats 1 --out "$W/array"
 rc=$?; cp "$W/array/array.md" "$W/array/array.csv" "$OUT/" 2>/dev/null
 verdict "array perf: rc $rc; $(grep -E '^\| resnet' "$W/array/array.md" 2>/dev/null | tr -s ' ' | tr '\n' ' ')"
 step array-train 120 INT "$PY" -m bench train resnet20 --scale "$A_SCALE" --seeds 3 "${C[@]}" --results-dir "$R/array"
-check seeds "$R/array" 3 "$GRAPHS"
+(( $? == 99 )) || check seeds "$R/array" 3 "$GRAPHS"
 
 # ---- 8. if time is left: folder data with the default CUDA graphs (compiled sampler feeding graphs) ----
 step folder-graphs 100 INT "$PY" -m bench train "$NET18" --dataset "folder:$F" --recipe smoke --wandb disabled --device "$DEV" \
-  --results-dir "$R/folder-graphs" && check single "$R/folder-graphs" 95 "$GRAPHS" "folder data, CUDA graphs + compiled sampler"
+  --results-dir "$R/folder-graphs" && check single "$R/folder-graphs" "$(( MAX_ERR > 95 ? MAX_ERR : 95 ))" "$GRAPHS" "folder data, CUDA graphs + compiled sampler"
 
 # ---- wrap up: GPU use per step, records (no checkpoints) -------------------------------------------------
 kill "$SMI" 2>/dev/null
