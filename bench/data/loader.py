@@ -215,7 +215,7 @@ class _Staging:
     def prefetch(self, key: tuple[int, int], chunks: list[int]) -> None:
         """Start reading window `key` into the next buffer (one read ahead at most: the other buffer holds the
         window being copied or trained)."""
-        if key in self.pending or self.pending:
+        if self.pending:  # this window, or another, is being read already
             return
         slot, self.turn = self.turn, 1 - self.turn
         event = self.copied[slot]
