@@ -35,6 +35,7 @@ class StoppedBeforeTraining:
         raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe, zero_init", [("bot", True), ("imagenet", False)])
 def test_the_records_and_wandb_describe_the_net_as_trained(tmp_path, monkeypatch, recipe, zero_init):
     import wandb

@@ -64,6 +64,7 @@ def fail_the_second_checkpoint(monkeypatch, error: BaseException):
     monkeypatch.setattr(records.torch, "save", save)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error", [
     OSError(errno.ENOSPC, "No space left on device"),
     OSError(errno.EDQUOT, "Disk quota exceeded"),
@@ -245,6 +246,7 @@ def test_a_killed_suite_leaves_no_training_process_and_the_rerun_finishes(tmp_pa
     assert the_run(results).status() == "finished"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_to_bench_train_records_interrupted_and_exits_143(tmp_path, tiny_cifar10, monkeypatch, capsys,
                                                                    signum, status):

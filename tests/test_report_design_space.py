@@ -53,6 +53,7 @@ def identity(tmp_path_factory):
                  {"name": "cifar10", "num_classes": 10})
 
 
+@pytest.mark.slow
 def test_table1_puts_each_design_beside_the_papers_and_says_fail_as_the_paper_does(identity):
     table = pd.read_csv(identity / "table1_shortcut_designs.csv").set_index("spec")
     assert len(table) == 10  # the suite's ten designs, in its order
@@ -77,6 +78,7 @@ def test_table1_puts_each_design_beside_the_papers_and_says_fail_as_the_paper_do
     assert stats.loc["resnet110(shortcut=scaled)", "gain"] == pytest.approx(-5.7)
 
 
+@pytest.mark.slow
 def test_units_pages_have_the_papers_column_for_every_unit_and_depth(identity):
     units = pd.read_csv(identity / "units_units.csv").set_index("spec")
     assert units.loc["resnet110(unit=bn_after_add)", "paper_error"] == 8.17
@@ -97,6 +99,7 @@ def test_units_pages_have_the_papers_column_for_every_unit_and_depth(identity):
             "them).") in (identity / "preact.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_identity_pages_figures_show_the_papers_points(identity):
     for name in ("shortcut_designs_errors", "shortcut_designs_curves", "units_errors", "units_curves",
                  "preact_errors"):
