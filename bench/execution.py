@@ -38,8 +38,14 @@ class Execution:
     # Where the training split lives (data/loader.py): whole on the device, streamed to it, or auto; the batches
     # are the same either way. Recorded in config.json's dataset section, not in `describe`.
     placement: str = "auto"
-    # A run array (paths.ArrayPath): the seeds trained together in this process, each its own run; () alone.
+    # A run array: the seeds trained together in this process, each its own run; () alone.
     array_seeds: tuple[int, ...] = ()
+    # How an array trains its seeds (paths.py): "fused", one net with a leading seed dimension (HFTA: K
+    # convolutions as one grouped convolution), or "in-turn", each seed's own net stepped one after another in
+    # each iteration, computing to the last bit what its run alone computes. "auto": fused on CUDA, where one
+    # CIFAR net leaves the GPU almost idle; in turn on the CPU, whose convolutions are compute-bound (an array
+    # of 3 resnet20 seeds fused ran 0.55x the img/s of its runs one after another: results/perf/cpu/array.md).
+    array_mode: str = "auto"
     # cudnn's deterministic kernels, and no benchmark search: on a GPU, resume, stream against resident and a
     # retried Ray task then give the same bits (the default picks the fastest kernels, which differ at float
     # noise between processes). The CPU is deterministic either way.
@@ -55,6 +61,7 @@ class Execution:
 
     PRECISIONS = ("auto", "bf16", "fp32")
     COMPILE_MODES = ("auto", "off", "default", "reduce-overhead")
+    ARRAY_MODES = ("auto", "fused", "in-turn")
 
     def resolved(self) -> "Execution":
         """The same settings with `auto` made concrete, and bf16 dropped where the device lacks it."""
@@ -62,11 +69,15 @@ class Execution:
             raise UserError(f"precision {self.precision} is not allowed; choose one of: {', '.join(self.PRECISIONS)}")
         if self.compile not in self.COMPILE_MODES:
             raise UserError(f"compile {self.compile} is not allowed; choose one of: {', '.join(self.COMPILE_MODES)}")
+        if self.array_mode not in self.ARRAY_MODES:
+            raise UserError(f"--array-mode {self.array_mode} is not allowed; choose one of: {', '.join(self.ARRAY_MODES)}")
         if not 0 < self.device_share <= 1:
             raise UserError(f"--device-share {self.device_share:g} is not allowed: it must be above 0 and at most 1")
         if self.sync_bn and self.world_size > 1 and self.device.type != "cuda":
             raise UserError("--sync-bn needs CUDA ranks: torch's SyncBatchNorm runs on GPUs only")
         resolved = self
+        if self.array_mode == "auto":
+            resolved = replace(resolved, array_mode="fused" if self.device.type == "cuda" else "in-turn")
         if self.compile == "auto":
             # Not across DDP: the nets that need several GPUs (ImageNet size) are compute-bound, and CUDA graphs
             # around DDP's bucketed all-reduce are not something this project has been able to test.
@@ -113,8 +124,18 @@ class Execution:
             "memory_format": "channels_last" if self.channels_last else "contiguous", "compile": self.compile,
             "threads": torch.get_num_threads(), "world_size": self.world_size, "sync_bn": self.sync_bn,
             "deterministic": self.deterministic,
-            **({"array_seeds": list(self.array_seeds)} if self.array_seeds else {}),
+            **({"array_seeds": list(self.array_seeds), "array_mode": self.array_mode} if self.array_seeds else {}),
         }
+
+    @staticmethod
+    def same_numbers(described: dict, other: dict) -> bool:
+        """Whether two `describe()`s compute the same numbers: equal, but for the seeds trained alongside in an
+        array whose seeds take their steps in turn (each computes what its run alone computes)."""
+        def numbers(entries: dict) -> dict:
+            if entries.get("array_mode", "in-turn") != "in-turn":
+                return entries
+            return {key: value for key, value in entries.items() if key not in ("array_seeds", "array_mode")}
+        return numbers(described) == numbers(other)
 
     def configure_kernels(self) -> None:
         """cudnn as this execution asks, before a training path builds anything: its benchmark search (fixed

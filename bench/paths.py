@@ -1,13 +1,17 @@
 """The training paths: what one training step and one evaluation do on the device, for a run alone
-(`TrainingPath`: one net, torch's SGD, DDP under torchrun) and for a run array (`ArrayPath`: the seeds of one
-spec as one net with a leading seed dimension, HFTA's horizontally fused training). Both speak the seeds
-interface the Trainer (train.py) drives: `loaders`, `train_step`, `seed_totals`, `seed_evaluation`,
-`seed_state`, `load_seed`, `freeze`; a run alone is an array of one. `bench perf` times the same paths.
+(`TrainingPath`: one net, torch's SGD, DDP under torchrun) and for a run array, the seeds of one spec trained
+together in one process: fused (`ArrayPath`: one net with a leading seed dimension, HFTA's horizontally fused
+training, for GPUs) or in turn (`InTurnPath`: each seed's own TrainingPath, one after another in each step,
+for the CPU). All speak the seeds interface the Trainer (train.py) drives: `loaders`, `train_step`,
+`seed_totals`, `seed_evaluation`, `seed_state`, `load_seed`, `freeze`; a run alone is an array of one.
+`bench perf` times the same paths.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +37,8 @@ class TrainingPath:
     """
 
     def __init__(self, model: nn.Module, data: datasets.Data, plan: recipes.Plan, seed: int,
-                 execution: Execution, world: distributed.World = distributed.SOLO):
+                 execution: Execution, world: distributed.World = distributed.SOLO,
+                 inputs: TrainingInputs | None = None):
         execution = execution.resolved()
         device = execution.device
         execution.configure_kernels()
@@ -45,8 +50,9 @@ class TrainingPath:
         self.plan = plan
         self.eval_transform = data.eval_transform
         self.optimizer = solo_sgd(self.model, plan, device)
-        self.stream, self.normalizer, self.normalized_by_loader, (self.loader,) = _training_inputs(
-            data, plan, (seed,), execution, world)
+        inputs = inputs or TrainingInputs.of(data, execution)
+        self.normalizer, self.normalized_by_loader = inputs.normalizer, inputs.normalized_by_loader
+        self.loader = inputs.loader(plan, seed, device, world)
         if world.parallel:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -59,18 +65,24 @@ class TrainingPath:
         self.wrong = torch.zeros((), device=device, dtype=torch.long)
         self.seen = 0
 
-    def step(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> None:
+    def step(self, images: torch.Tensor, labels: torch.Tensor, lr: float, *, finite_only: bool = False) -> bool:
+        """One training iteration. `finite_only` (a seed of an array in turn): a loss that is not finite is
+        counted in the totals but changes no weight, and the step returns False (the host reads the loss: free
+        on the CPU, where such arrays run)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.execution.autocast():
             logits = self.forward(self.inputs(images))
             loss = F.cross_entropy(logits, labels, label_smoothing=self.plan.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
         self.loss_sum += loss.detach().float() * len(labels)
         self.wrong += (logits.detach().argmax(1) != labels).sum()
         self.seen += len(labels)
+        if finite_only and not torch.isfinite(loss).item():
+            return False
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return True
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
         """A training batch as the network takes it: normalised here, unless the loader did it as it cropped."""
@@ -94,28 +106,7 @@ class TrainingPath:
 
     def evaluate(self, split: datasets.Split, limit: int = 0) -> tuple[float, float]:
         """Mean loss and error (%) on the first `limit` images of `split` (0: all), same precision and layout."""
-        device = self.execution.device
-        self.model.eval()
-        count = min(limit or len(split), len(split))
-        rank, ranks = self.world.rank, self.world.size
-        loss_sum = torch.zeros((), device=device)
-        wrong = torch.zeros((), device=device, dtype=torch.long)
-        if self.world.parallel:
-            _running_stats_from_rank0(self.model)  # each rank has updated them from its own share since
-        with torch.no_grad():
-            for images, labels in datasets.eval_batches(split, self.execution.eval_batch, device,
-                                                        count * (rank + 1) // ranks, self.eval_transform,
-                                                        first=count * rank // ranks,
-                                                        pad=self.execution.pads_evaluation):
-                with self.execution.autocast():
-                    logits = self.evaluator(self.normalizer(images, self.execution.memory_format))[:len(labels)]
-                logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 autocast's up to fp32
-                loss_sum += F.cross_entropy(logits, labels, reduction="sum")
-                wrong += (logits.argmax(1) != labels).sum()
-        if self.world.parallel:
-            _sum_over_ranks(loss_sum, wrong)
-        self.model.train()
-        return loss_sum.item() / count, 100.0 * wrong.item() / count
+        return evaluate_together([self], split, limit)[0]
 
     # ---- the seeds interface the Trainer speaks (ArrayPath's), for an array of one -----------------------
     @property
@@ -142,6 +133,116 @@ class TrainingPath:
 
     def freeze(self, index: int) -> None:
         """Nothing to do: a run alone stops at the log point that finds it diverged."""
+
+
+def evaluate_together(paths: list[TrainingPath], split: datasets.Split, limit: int = 0) -> list[tuple[float, float]]:
+    """Each path's mean loss and error (%) on the first `limit` images of `split` (0: all), every net on each
+    batch as it comes (read and transformed once), in the paths' precision and layout. Under torchrun each rank
+    evaluates its slice of the split, and the sums are over the ranks."""
+    first = paths[0]
+    execution, world = first.execution, first.world
+    device = execution.device
+    count = min(limit or len(split), len(split))
+    rank, ranks = world.rank, world.size
+    sums = [(torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)) for _ in paths]
+    for path in paths:
+        if world.parallel:
+            _running_stats_from_rank0(path.model)  # each rank has updated them from its own share since
+        path.model.eval()
+    with torch.no_grad():
+        for images, labels in datasets.eval_batches(split, execution.eval_batch, device,
+                                                    count * (rank + 1) // ranks, first.eval_transform,
+                                                    first=count * rank // ranks, pad=execution.pads_evaluation):
+            inputs = first.normalizer(images, execution.memory_format)
+            for path, (loss_sum, wrong) in zip(paths, sums):
+                with execution.autocast():
+                    logits = path.evaluator(inputs)[:len(labels)]
+                logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 autocast's up to fp32
+                loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+                wrong += (logits.argmax(1) != labels).sum()
+    results = []
+    for path, (loss_sum, wrong) in zip(paths, sums):
+        if world.parallel:
+            _sum_over_ranks(loss_sum, wrong)
+        path.model.train()
+        results.append((loss_sum.item() / count, 100.0 * wrong.item() / count))
+    return results
+
+
+class InTurnPath:
+    """A run array whose seeds take their steps in turn: each seed its own run alone's path (TrainingPath: its
+    net, torch's SGD, its EpochLoader), stepped one after another in each iteration, in one process that loads
+    the data once and evaluates every seed on each batch of the test split as it is read. Each seed computes
+    what its run alone computes, in the same kernels, so its record is its run alone's to the last bit and the
+    two resume each other's checkpoints with nothing changed.
+
+    `--array-mode auto` on the CPU: its convolutions are compute-bound, so fusing the seeds (ArrayPath) buys no
+    speed there (0.55x the img/s of the runs one after another, results/perf/cpu/array.md) and costs fp32's
+    last bits; what an array still saves on the CPU is a process, a data load and a cost line per seed.
+
+    A seed whose loss is not finite stops changing at that step (the host reads each loss, which costs nothing
+    on the CPU): its run is recorded diverged at the next log point while the others go on, as in ArrayPath.
+    """
+
+    def __init__(self, models: list[nn.Module], data: datasets.Data, plan: recipes.Plan, seeds: tuple[int, ...],
+                 execution: Execution):
+        if len(models) != len(seeds) or not seeds:
+            raise ValueError(f"an array needs one net per seed: {len(models)} nets for seeds {seeds}")
+        self.seeds = tuple(seeds)
+        execution = execution.resolved()
+        inputs = TrainingInputs.of(data, execution)  # one copy of the training split for all the seeds
+        self.paths = [TrainingPath(model, data, plan, seed, execution, inputs=inputs)
+                      for model, seed in zip(models, self.seeds)]
+        first = self.paths[0]
+        self.execution, self.normalized_by_loader = first.execution, first.normalized_by_loader
+        self.alive = [True] * len(self.seeds)
+
+    @property
+    def loaders(self) -> list[datasets.EpochLoader]:
+        return [path.loader for path in self.paths]
+
+    def train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]], lrs: list[float]) -> None:
+        """One iteration of every seed still training: seed k's batch `batches[k]` at learning rate `lrs[k]`."""
+        for index, (path, (images, labels), lr) in enumerate(zip(self.paths, batches, lrs)):
+            if self.alive[index] and not path.step(images, labels, lr, finite_only=True):
+                self.alive[index] = False
+
+    @property
+    def images_seen(self) -> int:
+        """Training images of each seed since the last `seed_totals` (a frozen seed's stop)."""
+        return max(path.seen for path in self.paths)
+
+    def seed_totals(self) -> list[tuple[float, float]]:
+        """Each seed's mean training loss and error (%) since the last call (NaN for a seed frozen before it)."""
+        return [path.totals() if path.seen else (math.nan, math.nan) for path in self.paths]
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Every seed's logits [K, N, classes] on one batch of evaluation images, in evaluation mode."""
+        execution = self.execution
+        inputs = self.paths[0].normalizer(images, execution.memory_format)
+        stacked = []
+        for path in self.paths:
+            path.model.eval()
+            with torch.no_grad(), execution.autocast():
+                logits = path.evaluator(inputs)
+            path.model.train()
+            stacked.append(logits.to(torch.promote_types(logits.dtype, torch.float32)))
+        return torch.stack(stacked)
+
+    def seed_evaluation(self, split: datasets.Split, limit: int = 0) -> list[tuple[float, float]]:
+        return evaluate_together(self.paths, split, limit)
+
+    def seed_state(self, index: int) -> tuple[dict, dict]:
+        """Seed `index`'s net and optimizer as its run alone's checkpoint holds them, copied (as ArrayPath's):
+        torch's load_state_dict keeps a momentum buffer it is given, which would then be shared."""
+        return copy.deepcopy(self.paths[index].seed_state(0))
+
+    def load_seed(self, index: int, model_state: dict, optimizer_state: dict) -> None:
+        self.paths[index].load_seed(0, model_state, optimizer_state)
+
+    def freeze(self, index: int) -> None:
+        """Seed `index` takes no more steps (its run has diverged, or finished while the others go on)."""
+        self.alive[index] = False
 
 
 class ArrayPath:
@@ -184,8 +285,9 @@ class ArrayPath:
         sgd = plan.optimizer
         self.optimizer = ArraySGD([group | {"params": [params[name] for name in group["names"]]} for group in groups],
                                   momentum=sgd.momentum, nesterov=sgd.nesterov)
-        self.stream, self.normalizer, self.normalized_by_loader, self.loaders = _training_inputs(
-            data, plan, self.seeds, execution, distributed.SOLO)
+        inputs = TrainingInputs.of(data, execution)
+        self.normalizer, self.normalized_by_loader = inputs.normalizer, inputs.normalized_by_loader
+        self.loaders = [inputs.loader(plan, seed, device) for seed in self.seeds]
         label_smoothing = plan.label_smoothing
         base = self.base
 
@@ -299,6 +401,15 @@ class ArrayPath:
         self.alive[index] = False
 
 
+ARRAY_PATHS = {"fused": ArrayPath, "in-turn": InTurnPath}  # --array-mode: Execution.array_mode
+
+
+def array_path(models: list[nn.Module], data: datasets.Data, plan: recipes.Plan, seeds: tuple[int, ...],
+               execution: Execution):
+    """The run array of `seeds` in the execution's array mode: fused (ArrayPath) or in turn (InTurnPath)."""
+    return ARRAY_PATHS[execution.resolved().array_mode](models, data, plan, seeds, execution)
+
+
 class ArraySGD:
     """torch.optim.SGD's update (momentum, dampening 0, weight decay, Nesterov), step for step, on stacked
     parameters [K, ...] with a learning rate per seed and a mask of the seeds still training: a masked seed's
@@ -376,17 +487,29 @@ def solo_sgd(model: nn.Module, plan: recipes.Plan, device: torch.device) -> torc
                            nesterov=sgd.nesterov, **fused)
 
 
-def _training_inputs(data: datasets.Data, plan: recipes.Plan, seeds: tuple[int, ...], execution: Execution,
-                     world: distributed.World):
-    """Where the training split lives (streamed or not), its normaliser, whether the loader normalises as it
-    crops, and one EpochLoader per seed: each seed's own order and augmentation draws, as in a run alone."""
-    device = execution.device
-    stream = not datasets.loader.resident(data.train, device, execution.placement, execution.device_share)
-    train_split = data.train if stream else data.train.to(device)
-    normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
-    # where the augmentation can normalise as it crops (ImageNet-resolution data on the CPU), it does
-    fused = data.augmentation.normalizing(normalizer, execution.memory_format, device)
-    loaders = [datasets.EpochLoader(train_split, plan.inputs.batch_size, seed, fused or data.augmentation,
-                                    stream=stream, device=device, part=(world.rank, world.size)) for seed in seeds]
-    return stream, normalizer, fused is not None, loaders
+@dataclass(frozen=True)
+class TrainingInputs:
+    """Where the training split lives (whole on the device, or streamed to it), its normaliser, and the
+    augmentation that crops it (which normalises as it crops where it can: ImageNet-resolution data on the
+    CPU). Built once per process: the seeds of an array share it, each with its own EpochLoader."""
 
+    split: datasets.Split
+    stream: bool
+    normalizer: datasets.Normalizer
+    augmentation: object
+    normalized_by_loader: bool
+
+    @classmethod
+    def of(cls, data: datasets.Data, execution: Execution) -> "TrainingInputs":
+        device = execution.device
+        stream = not datasets.loader.resident(data.train, device, execution.placement, execution.device_share)
+        train_split = data.train if stream else data.train.to(device)
+        normalizer = datasets.Normalizer(train_split.images, data.normalize).to(device)
+        fused = data.augmentation.normalizing(normalizer, execution.memory_format, device)
+        return cls(train_split, stream, normalizer, fused or data.augmentation, fused is not None)
+
+    def loader(self, plan: recipes.Plan, seed: int, device: torch.device,
+               world: distributed.World = distributed.SOLO) -> datasets.EpochLoader:
+        """Seed `seed`'s batches: its own order and augmentation draws, as in its run alone."""
+        return datasets.EpochLoader(self.split, plan.inputs.batch_size, seed, self.augmentation, stream=self.stream,
+                                    device=device, part=(world.rank, world.size))

@@ -41,7 +41,7 @@ from . import data as datasets
 from . import recipe as recipes
 from . import standard, train
 from .execution import Execution, cpu_name
-from .paths import ArrayPath, TrainingPath
+from .paths import ARRAY_PATHS, TrainingPath
 from .errors import UserError
 from .runs import Request
 
@@ -697,8 +697,17 @@ def command_line(argv: list[str]) -> str:
 
 # ---- run arrays: K runs alone, one after another, against one array of K (`bench perf --array K`) ---------
 
-def _array_paths(spec: str, data: datasets.Data, s: Settings, size: int):
-    """K runs alone (seeds 0..K-1, each its own net and SGD) and one array of the same K seeds."""
+ARRAY_CONDITIONS = ("alone", "fused", "in-turn")  # the runs alone one after another, then each array mode
+
+
+def _condition(mode: str, size: int) -> str:
+    """The CSV's pipeline column: "3 alone", "fused array of 3", "in-turn array of 3"."""
+    return f"{size} alone" if mode == "alone" else f"{mode} array of {size}"
+
+
+def _array_paths(spec: str, data: datasets.Data, s: Settings, size: int) -> dict:
+    """By condition: K runs alone (seeds 0..K-1, each its own net and SGD), and one array of the same K seeds in
+    each mode (fused: paths.ArrayPath; in turn: paths.InTurnPath)."""
     run = Request(spec, s.dataset, _recipe(s)).resolve()
     plan = run.plan(len(data.train))
 
@@ -707,8 +716,11 @@ def _array_paths(spec: str, data: datasets.Data, s: Settings, size: int):
         return variants.create(run.trained, num_classes=data.num_classes)
 
     seeds = tuple(range(size))
-    alone = [TrainingPath(net(seed), data, plan, seed, _execution(s.device)) for seed in seeds]
-    return alone, ArrayPath([net(seed) for seed in seeds], data, plan, seeds, _execution(s.device))
+    execution = _execution(s.device)
+    paths = {"alone": [TrainingPath(net(seed), data, plan, seed, execution) for seed in seeds]}
+    for mode in ARRAY_CONDITIONS[1:]:
+        paths[mode] = [ARRAY_PATHS[mode]([net(seed) for seed in seeds], data, plan, seeds, execution)]
+    return paths
 
 
 def _array_train(path, s: Settings, iters: int) -> float:
@@ -759,24 +771,26 @@ class GpuUtilization:
 
 def measure_arrays(s: Settings, data: datasets.Data, sizes: list[int], say) -> list[Row]:
     """Per spec and array size K, alternating within one process: K runs alone trained one after another
-    (each `iters` steps), then one array of K (`iters` steps of all K): aggregate training img/s, each phase's
-    peak memory and, on CUDA, its GPU utilisation."""
+    (each `iters` steps), then one array of K fused and one in turn (`iters` steps of all K each): aggregate
+    training img/s, each phase's peak memory and, on CUDA, its GPU utilisation."""
     placed = replace(data, train=data.train.to(s.device))
     rows = []
     for spec in s.specs:
         for size in sizes:
-            alone, array = _array_paths(spec, placed, s, size)
+            conditions = _array_paths(spec, placed, s, size)
             images = size * s.iters * s.batch_size
             for repeat in range(s.repeats):
-                for condition, paths in ((f"{size} alone", alone), (f"array of {size}", [array])):
+                speeds = []
+                for mode, paths in conditions.items():
+                    condition = _condition(mode, size)
                     with PeakMemory(s.device) as memory, GpuUtilization(s.device) as busy:
                         seconds = sum(_array_train(path, s, s.iters) for path in paths)
                     rows += [Row(spec, "train_img_s", condition, repeat, images / seconds, "img/s", s.batch_size),
                              Row(spec, "peak_memory_mb", condition, repeat, memory.mb, "MB", s.batch_size),
                              Row(spec, "gpu_util", condition, repeat, busy.percent, "%", s.batch_size)]
-                say(f"  {spec} repeat {repeat + 1}/{s.repeats}: {size} alone {rows[-6].value:,.0f} img/s, array of "
-                    f"{size} {rows[-3].value:,.0f} img/s")
-            del alone, array
+                    speeds.append(f"{condition} {images / seconds:,.0f} img/s")
+                say(f"  {spec} repeat {repeat + 1}/{s.repeats}: " + ", ".join(speeds))
+            del conditions
     return rows
 
 
@@ -784,35 +798,38 @@ def array_markdown(frame, s: Settings, sizes: list[int]) -> str:
     machine = _machine(s)
     cuda = s.device.type == "cuda"
     names = ", ".join(map(str, sizes))
-    lines = [f"# Run arrays: K runs alone against one array of K, K = {names} ({machine['device']})", "",
+    lines = [f"# Run arrays: K runs alone against one array of K, fused and in turn, K = {names} "
+             f"({machine['device']})", "",
              f"{machine['date']}; {machine['machine']}; {machine['versions']}; {machine['suite_execution']}.", "",
              f"Command: `{s.command}`", "",
              f"In one process, alternating: K runs alone (seeds 0..K-1, each its own net, SGD and data stream) "
-             f"trained one after another for {s.iters} steps each, then one array of the same K seeds for "
-             f"{s.iters} steps (paths.ArrayPath: vmap over stacked weights, a learning rate per seed), after "
-             f"{s.warmup} untimed steps each; batch {s.batch_size} per seed; the median of {s.repeats} repeats. "
-             f"Aggregate img/s counts every seed's images. Peak memory: " +
+             f"trained one after another for {s.iters} steps each, then one array of the same K seeds fused "
+             f"(paths.ArrayPath: vmap over stacked weights, a learning rate per seed) and one in turn "
+             f"(paths.InTurnPath: each seed's own net, one after another in each step) for {s.iters} steps each, "
+             f"after {s.warmup} untimed steps each; batch {s.batch_size} per seed; the median of {s.repeats} "
+             f"repeats. Aggregate img/s counts every seed's images. Peak memory: " +
              ("the CUDA allocator's peak above what was allocated before the phase. GPU utilisation: NVML's share "
               "of time a kernel ran, sampled every 50 ms (n/a without NVML)." if cuda
               else "the process's RSS peak above its start (the nets and their data, not reset between phases: "
                    "a rough figure on the CPU)."), "",
-             "| spec | K | K alone img/s | array of K img/s | array / alone | K alone peak MB | array peak MB |"
-             + (" K alone GPU util % | array GPU util % |" if cuda else ""),
-             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if cuda else "")]
+             "| spec | K | K alone img/s | fused img/s | fused / alone | in turn img/s | in turn / alone | "
+             "K alone peak MB | fused peak MB | in turn peak MB |"
+             + (" K alone GPU util % | fused GPU util % | in turn GPU util % |" if cuda else ""),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if cuda else "")]
 
     def cell(value, form="{:,.0f}"):
         return "n/a" if value != value else form.format(value)
 
     for spec in s.specs:
         for size in sizes:
-            alone, array = f"{size} alone", f"array of {size}"
-            speed_alone, speed_array = (_median(frame, spec, "train_img_s", c) for c in (alone, array))
-            line = (f"| {spec} | {size} | {speed_alone:,.0f} | {speed_array:,.0f} | {speed_array / speed_alone:.2f}x | "
-                    f"{cell(_median(frame, spec, 'peak_memory_mb', alone))} | "
-                    f"{cell(_median(frame, spec, 'peak_memory_mb', array))} |")
+            alone, fused, in_turn = (_condition(mode, size) for mode in ARRAY_CONDITIONS)
+            speed = {condition: _median(frame, spec, "train_img_s", condition) for condition in (alone, fused, in_turn)}
+            line = (f"| {spec} | {size} | {speed[alone]:,.0f} | {speed[fused]:,.0f} | {speed[fused] / speed[alone]:.2f}x"
+                    f" | {speed[in_turn]:,.0f} | {speed[in_turn] / speed[alone]:.2f}x | "
+                    + " | ".join(cell(_median(frame, spec, "peak_memory_mb", c)) for c in (alone, fused, in_turn))
+                    + " |")
             if cuda:
-                line += (f" {cell(_median(frame, spec, 'gpu_util', alone))} | "
-                         f"{cell(_median(frame, spec, 'gpu_util', array))} |")
+                line += " " + " | ".join(cell(_median(frame, spec, "gpu_util", c)) for c in (alone, fused, in_turn)) + " |"
             lines.append(line)
     return "\n".join(lines) + "\n"
 

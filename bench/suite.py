@@ -220,11 +220,13 @@ class SuiteResult:
 
 
 ARRAY_CHOICES = "auto, off or a number of seeds"
-# `--array auto`: the CPU trains each run alone (an array of 3 resnet20 seeds measured 0.5-0.6x the img/s of 3
-# runs alone on this project's 2-core CPU: its convolutions are compute-bound, and vmap's batch norm adds
-# work); a GPU trains up to 4 seeds of a spec together (not measured yet: ResNet-20 alone leaves an H100 over
-# 99% idle, HFTA measured up to 15x for such jobs; each array child checks that its seeds fit in memory).
-AUTO_ARRAY = {"cpu": 1, "cuda": 4}
+# `--array auto`: up to 4 seeds of a spec in one child. On the CPU its seeds take their steps in turn (paths.
+# InTurnPath): the runs alone's img/s (0.97x, results/perf/cpu/array.md) and numbers to the last bit, and one
+# process start, data load and cost line for all of them (3 smoke seeds of resnet20 on 5,000 CIFAR images: 26.5 s
+# as one array, 3 x 13.7 s alone). On a GPU they are fused (paths.ArrayPath; not measured there yet: ResNet-20
+# alone leaves an H100 over 99% idle, HFTA measured up to 15x for such jobs; each array checks that its seeds fit
+# in memory).
+AUTO_ARRAY = {"cpu": 4, "cuda": 4}
 
 
 def array_size(choice: str, device: str) -> int:

@@ -1,6 +1,6 @@
 """Train one variant on a dataset with a recipe (the paper's CIFAR §4.2 or ImageNet §3.4, Bag of Tricks'),
-recording everything a comparison needs; or several seeds of it at once, as one run array (paths.ArrayPath),
-each seed still its own run with the id, records and W&B run it has alone.
+recording everything a comparison needs; or several seeds of it at once, as one run array (paths.py: fused
+on a GPU, in turn on the CPU), each seed still its own run with the id, records and W&B run it has alone.
 
 `run()` takes a resolved run (runs.py) and decides what to do with its id: skip a finished run, resume an
 interrupted one, start afresh; `run_seeds()` does the same for the seeds of one run, training those that start
@@ -35,7 +35,7 @@ from . import distributed, forecast, provenance, records
 from .cost import model_cost
 from .errors import OutOfSpace, UserError, free_bytes, megabytes
 from .execution import Execution, resolve_device, use_compile_cache
-from .paths import ArrayPath, TrainingPath
+from .paths import TrainingPath, array_path
 from .progress import Progress
 from .runs import Request, Run
 from .tracking import Tracker, default_mode, warn
@@ -258,7 +258,7 @@ def _train_together(starts: list[tuple], context: _Context) -> list[Outcome]:
         say(f"run {run.run_id}: {run.describe()}, {execution.device} {execution.precision}"
             + (f", {world.size} ranks" if world.parallel else ""))
         say(f"records: {record.dir}" + (f" (resuming from iteration {checkpoint['iteration']})" if checkpoint else ""))
-        if checkpoint and checkpoint["execution"] != execution.describe() and world.main:
+        if checkpoint and not Execution.same_numbers(checkpoint["execution"], execution.describe()) and world.main:
             warn(f"resuming with other execution settings than the checkpoint's ({checkpoint['execution']}); the "
                  f"result will not be bit-identical to an uninterrupted run")
         torch.manual_seed(run.seed)  # the seed's initialisation, as its run alone draws it
@@ -403,8 +403,11 @@ class Trainer:
             self.path = TrainingPath(models[0], data, plan, members[0].run.seed, execution,
                                      group.world if group else distributed.SOLO)
         else:
-            self.path = ArrayPath(models, data, plan, tuple(member.run.seed for member in members), execution)
+            self.path = array_path(models, data, plan, tuple(member.run.seed for member in members), execution)
         self.steps_per_epoch = self.path.loaders[0].steps_per_epoch
+        # An array's speeds count all its seeds' images: the device's img/s on this net, as a run alone's counts
+        # its own (each seed's share of the time would read K times slower than its run alone)
+        self.width = len(members)
         self.test = _placed(data.test, device, eval_placement, execution.device_share)
         self.val = _placed(data.val, device, eval_placement, execution.device_share) if data.val is not None else None
         # the intermediate evaluations' share of each split (the final one takes all), as config.json records it
@@ -487,7 +490,7 @@ class Trainer:
     def log_point(self, lrs: list[float], progress) -> None:
         """Record each run's training curves since the last log point; evaluate, checkpoint or finish when it is
         time. A run whose loss is not finite is recorded diverged here, and its seed changes no more."""
-        seen = self.path.images_seen
+        seen = self.path.images_seen * self.width
         totals = self.path.seed_totals()
         segment_seconds = time.perf_counter() - self.segment_start
         self.segment_start = None  # evaluation and checkpoints are not training time
@@ -568,7 +571,7 @@ class Trainer:
             row = self.members[index].row
             row["test/loss"], row["test/error"] = tests[index]
             if final:  # the whole test set at the evaluation batch size, same precision and layout
-                row["throughput/inference_img_s"] = len(self.test) / seconds
+                row["throughput/inference_img_s"] = len(self.test) * self.width / seconds
             if vals is not None:
                 row["val/loss"], row["val/error"] = vals[index]
 
@@ -625,7 +628,7 @@ class Trainer:
         CUDA-graph capture and cudnn's kernel search, so that a short run records its speed, not a fraction of
         it. `compile_seconds`: what those first segments took beyond the steady speed (near 0 in eager mode on
         a CPU). A run of one segment has no steady part: its whole speed, and compile_seconds None."""
-        batch = self.plan.inputs.batch_size
+        batch = self.plan.inputs.batch_size * self.width
         steady_iterations = self.iteration - member.first_segment_iterations
         steady_seconds = member.train_seconds - member.first_segment_seconds
         if steady_iterations <= 0 or steady_seconds <= 0:

@@ -17,7 +17,7 @@
 set -uo pipefail
 DRY=${DRY:-0}; DEV=cuda
 # the steps' lengths: on a GPU as the check was sized; DRY, a few iterations each on the CPU
-G_SCALE=0.04; J_SCALE=0.02; T_SCALE=0.005; A_SCALE=0.02; ITERS=100; WARM=10; A_ITERS=50; NET18=resnet18; GRAPHS=reduce-overhead
+G_SCALE=0.04; J_SCALE=0.02; T_SCALE=0.005; A_SCALE=0.02; ITERS=100; WARM=10; A_ITERS=30; NET18=resnet18; GRAPHS=reduce-overhead
 A_SPECS=(resnet20 resnet56); A_SIZES=1,2,4,8; MAX_ERR=75  # the torchrun run must learn something on real CIFAR
 if (( DRY )); then  # random data: no error bound; one small net, two array sizes
   DEV=cpu; G_SCALE=0.0005; J_SCALE=0.0005; T_SCALE=0.0005; A_SCALE=0.0005; ITERS=3; WARM=1; A_ITERS=2
@@ -248,9 +248,9 @@ check jobs "$R/jobs" "$R/graphs"
 step torchrun 90 TERM "${TR[@]}" --nproc-per-node 1 -m bench train resnet20 --scale "$T_SCALE" "${C[@]}" --results-dir "$R/torchrun"
 check single "$R/torchrun" "$MAX_ERR" "$GRAPHS" "torchrun --nproc-per-node 1 (no NCCL: one rank)"
 
-# ---- 7. run arrays (issue 17): K runs alone against one array of K, resnet20 and resnet56, K = 1, 2, 4, 8, with
-# the GPU's utilisation; then 3 seeds trained as one array with the default execution (CUDA graphs over vmap)
-step array-perf 150 INT "$PY" -m bench perf "${A_SPECS[@]}" --array "$A_SIZES" --device "$DEV" --data-dir "$D" \
+# ---- 7. run arrays (issue 17): K runs alone against one array of K, fused and in turn, resnet20 and resnet56,
+# K = 1, 2, 4, 8, with the GPU's utilisation; then 3 seeds trained as one array with the default execution (CUDA graphs over vmap)
+step array-perf 180 INT "$PY" -m bench perf "${A_SPECS[@]}" --array "$A_SIZES" --device "$DEV" --data-dir "$D" \
   --iters "$A_ITERS" --warmup "$WARM" --repeats 1 --out "$W/array"
 rc=$?; cp "$W/array/array.md" "$W/array/array.csv" "$OUT/" 2>/dev/null
 verdict "array perf: rc $rc; $(grep -E '^\| resnet' "$W/array/array.md" 2>/dev/null | tr -s ' ' | tr '\n' ' ')"

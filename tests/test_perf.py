@@ -99,21 +99,23 @@ def test_perf_without_wandb_or_scaling_has_no_such_sections(tmp_path, tiny_cifar
 
 
 def test_perf_array_sets_each_sizes_runs_alone_beside_its_array(tmp_path, tiny_cifar10, capsys):
-    """`bench perf --array 1,2`: per spec and K, the K runs alone and the array of K, with their ratio; the
-    CSV holds every repeat's img/s, peak memory and GPU utilisation (NaN on the CPU)."""
+    """`bench perf --array 1,2`: per spec and K, the K runs alone and the array of K fused and in turn, with
+    their ratios; the CSV holds every repeat's img/s, peak memory and GPU utilisation (NaN on the CPU)."""
     root, _ = tiny_cifar10
     out = tmp_path / "perf"
     assert main(["perf", "cifar(depth=8)", "--array", "1,2", "--data-dir", str(root), "--device", "cpu", "--iters", "2",
                  "--warmup", "1", "--repeats", "1", "--batch-size", "16", "--out", str(out)]) == 0
     markdown = (out / "array.md").read_text()
-    assert markdown.startswith("# Run arrays: K runs alone against one array of K, K = 1, 2 (")
+    assert markdown.startswith("# Run arrays: K runs alone against one array of K, fused and in turn, K = 1, 2 (")
     rows = [line for line in markdown.splitlines() if line.startswith("| cifar(depth=8) |")]
     assert [row.split(" | ")[1] for row in rows] == ["1", "2"]
     for row in rows:
-        alone, array, ratio = (cell.replace(",", "") for cell in row.split(" | ")[2:5])
-        assert float(ratio.rstrip("x")) == pytest.approx(float(array) / float(alone), abs=0.01)
+        alone, fused, fused_ratio, in_turn, in_turn_ratio = (cell.replace(",", "") for cell in row.split(" | ")[2:7])
+        assert float(fused_ratio.rstrip("x")) == pytest.approx(float(fused) / float(alone), abs=0.01)
+        assert float(in_turn_ratio.rstrip("x")) == pytest.approx(float(in_turn) / float(alone), abs=0.01)
     frame = pd.read_csv(out / "array.csv")
-    assert set(frame.pipeline) == {"1 alone", "array of 1", "2 alone", "array of 2"}
+    assert set(frame.pipeline) == {"1 alone", "fused array of 1", "in-turn array of 1", "2 alone", "fused array of 2",
+                                   "in-turn array of 2"}
     assert set(frame.metric) == {"train_img_s", "peak_memory_mb", "gpu_util"}
     assert frame[frame.metric == "gpu_util"].value.isna().all()  # no GPU here
     assert "GPU util" not in markdown

@@ -97,19 +97,23 @@ DETERMINISTIC = Option("--deterministic", switch=True,
                        help="on a GPU: cudnn's deterministic kernels and no benchmark search, so that a resumed run, "
                             "stream against resident and a retried Ray task give the same bits (slower; the CPU is "
                             "deterministic without it)")
-
-
+ARRAY_MODE = Option("--array-mode", default="auto", choices=Execution.ARRAY_MODES,
+                    help="how a run array trains its seeds: fused (one net with a seed dimension, HFTA: K small "
+                         "nets as one GPU workload; the runs alone's numbers to fp32's noise), in-turn (each seed's own net, one after "
+                         "another in each step: the runs alone's numbers to the last bit), or auto (default): fused "
+                         "on CUDA, in-turn on the CPU, where fusing measured slower")
 DEVICE_SHARE = Option("--device-share", type=float, default=1.0, metavar="F",
                       help="the share of the device this run is given, as a suite sets it for --jobs on one GPU or "
                            "Ray's --gpus-per-run: the training split stays on the device only when it takes at most "
                            "half of that share (default: 1, the whole device)")
 FORCE = Option("--force", switch=True, help="discard an existing record of this run and train again")
-EXECUTION = Group((DEVICE, PRECISION, NO_CHANNELS_LAST, COMPILE, SYNC_BN, DATA_PLACEMENT, DETERMINISTIC, DEVICE_SHARE,
-                   FORCE), "execution", "how the run executes: recorded in config.json, not part of the run id")
+EXECUTION = Group((DEVICE, PRECISION, NO_CHANNELS_LAST, COMPILE, SYNC_BN, DATA_PLACEMENT, DETERMINISTIC, ARRAY_MODE,
+                   DEVICE_SHARE, FORCE), "execution", "how the run executes: recorded in config.json, not part of the run id")
 
 # What a suite (or a comparison) passes on to every training child, when the command has the option; the
 # device and its share are each job slot's own.
-PASSED_ON = Group((DATA_DIR, CACHE_DIR, SKIP_CORRUPT, RESULTS_DIR, WANDB, PRECISION, COMPILE, DETERMINISTIC))
+PASSED_ON = Group((DATA_DIR, CACHE_DIR, SKIP_CORRUPT, RESULTS_DIR, WANDB, PRECISION, COMPILE, DETERMINISTIC,
+                   ARRAY_MODE))
 
 
 def request(spec: str, args: argparse.Namespace) -> runs.Request:
@@ -138,4 +142,5 @@ def execution(args: argparse.Namespace) -> Execution:
     """How the parsed options say a run executes (the EXECUTION group; --device checked against this machine)."""
     return Execution(device=resolve_device(args.device), precision=args.precision,
                      channels_last=not args.no_channels_last, compile=args.compile, sync_bn=args.sync_bn,
-                     placement=args.data_placement, deterministic=args.deterministic, device_share=args.device_share)
+                     placement=args.data_placement, deterministic=args.deterministic, device_share=args.device_share,
+                     array_mode=getattr(args, "array_mode", "auto"))

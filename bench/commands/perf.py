@@ -68,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "for other datasets than cifar10)")
     parser.add_argument("--array", metavar="K[,K...]",
                         help="instead: for each K, K runs alone (seeds 0..K-1) trained one after another against one "
-                             "run array of the same K seeds (bench train --seeds K): aggregate img/s, peak memory and "
+                             "run array of the same K seeds (bench train --seeds K), fused and in turn (--array-mode): aggregate img/s, peak memory and "
                              "on CUDA GPU utilisation, into OUT/array.md and OUT/array.csv (e.g. --array 1,2,4,8)")
     CACHE_DIR.add(parser)
     SKIP_CORRUPT.add(parser)

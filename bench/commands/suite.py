@@ -13,8 +13,8 @@ from .. import suite as suites
 from ..errors import UserError
 from ..options import Group, Option
 from . import Command
-from .common import (CACHE_DIR, CHECKPOINT_EVERY, COMPILE, DATA_DIR, DETERMINISTIC, DEVICE, PRECISION, RECIPE,
-                     RECORDS, SCALE, SKIP_CORRUPT, source, train_arguments)
+from .common import (ARRAY_MODE, CACHE_DIR, CHECKPOINT_EVERY, COMPILE, DATA_DIR, DETERMINISTIC, DEVICE, PRECISION,
+                     RECIPE, RECORDS, SCALE, SKIP_CORRUPT, source, train_arguments)
 from .report import report_suite
 
 SUITE = Option("suite", help=f"suite name ({', '.join(suites.available_suites())}) or path to a .toml file; "
@@ -24,9 +24,9 @@ EXPENSIVE = Option("--expensive", switch=True, help="also the runs a suite marks
                                                    "wrn28_10; identity: resnet1001 and its pre-activation form)")
 ARRAY = Option("--array", default="auto", metavar="auto|off|K",
                help="train the seeds of a spec together, as one run array in one process (up to K seeds each; "
-                    "the records are the runs alone's). auto (default): off on the CPU, where an array measured "
-                    "slower than its runs one after another; up to 4 seeds on a GPU, each array checking that "
-                    "they fit in its memory. off: every run in its own process")
+                    "the records are the runs alone's). auto (default): up to 4 seeds, on a GPU fused (each array "
+                    "checking that they fit in its memory), on the CPU in turn (--array-mode), which saves a "
+                    "process start and data load per seed. off: every run in its own process")
 ONLY = Option("--only", metavar="EXPERIMENT[,EXPERIMENT]",
               help="train only these experiments (the reports still cover the whole suite)")
 # Which runs of a suite, and their records: `bench suite`, `bench report` and `bench dashboard` share it.
@@ -47,6 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                                                        "part of the run ids")),
           "each run", "as for `bench train`; passed on to every training process").add(parser)
     ARRAY.add(parser)
+    ARRAY_MODE.add(parser)
     launch.add_options(parser)
 
 

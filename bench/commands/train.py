@@ -1,5 +1,5 @@
 """`python -m bench train SPEC`: train one run (train.py), alone or as one rank of a torchrun world, or with
-`--seeds N` several seeds of it as one run array (paths.ArrayPath)."""
+`--seeds N` several seeds of it as one run array (paths.py: fused or in turn, --array-mode)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ EXIT_FOR_STATUS = {"finished": 0, "failed": 1, "diverged": 3}
 ARRAY_EPILOG = """\
 run arrays (the seeds of one spec trained together; on a GPU, several seeds for about the price of one):
   python -m bench train resnet20 --seeds 3        seeds 0, 1, 2: the same records as three runs alone
+  ... --seeds 3 --array-mode in-turn              on a GPU too, the runs alone's numbers to the last bit
 """
 
 
