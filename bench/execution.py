@@ -44,7 +44,7 @@ class Execution:
     # convolutions as one grouped convolution), or "in-turn", each seed's own net stepped one after another in
     # each iteration, computing to the last bit what its run alone computes. "auto": fused on CUDA, where one
     # CIFAR net leaves the GPU almost idle; in turn on the CPU, whose convolutions are compute-bound (an array
-    # of 3 resnet20 seeds fused ran 0.55x the img/s of its runs one after another: results/perf/cpu/array.md).
+    # of 3 resnet20 seeds fused ran 0.54x the img/s of its runs one after another: results/perf/cpu/array.md).
     array_mode: str = "auto"
     # cudnn's deterministic kernels, and no benchmark search: on a GPU, resume, stream against resident and a
     # retried Ray task then give the same bits (the default picks the fastest kernels, which differ at float

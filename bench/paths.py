@@ -177,7 +177,7 @@ class InTurnPath:
     two resume each other's checkpoints with nothing changed.
 
     `--array-mode auto` on the CPU: its convolutions are compute-bound, so fusing the seeds (ArrayPath) buys no
-    speed there (0.55x the img/s of the runs one after another, results/perf/cpu/array.md) and costs fp32's
+    speed there (0.54x the img/s of the runs one after another, results/perf/cpu/array.md) and costs fp32's
     last bits; what an array still saves on the CPU is a process, a data load and a cost line per seed.
 
     A seed whose loss is not finite stops changing at that step (the host reads each loss, which costs nothing
